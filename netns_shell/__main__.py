@@ -1,0 +1,5 @@
+"""`python -m netns_shell` runs the command line."""
+
+from .cli import main
+
+raise SystemExit(main())

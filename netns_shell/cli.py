@@ -1,0 +1,162 @@
+"""The command line: netns-shell [TARGET] [--net=FILE | -t PID] [-c CMDS] [--json] ...
+
+Exit status: 0 success, 1 a runtime failure, 2 a usage error, 130 interrupted.
+Only what the chosen mode needs is imported (no prompt_toolkit for -c).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from . import __version__
+from .errors import ExitShell, NetnsShellError, UsageError
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see netns-shell --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="netns-shell",
+        description="A troubleshooting shell for Linux network namespaces: find them, enter one, "
+        "and inspect links, routes, neighbours, the bridge FDB and the wire.",
+        epilog="Examples: netns-shell --list; netns-shell --net=/var/run/docker/netns/1-9tp0f348do "
+        "-c 'fdb br br0; neigh'; netns-shell 1-9tp --json -c links; netns-shell --demo",
+    )
+    parser.add_argument(
+        "target",
+        nargs="?",
+        metavar="TARGET",
+        help="a namespace name as `ns` lists it, a unique prefix, a path or pid:N",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("-n", "--net", metavar="FILE", help="enter the network namespace FILE")
+    where.add_argument(
+        "-t",
+        "--target",
+        dest="pid",
+        metavar="PID",
+        type=_pid,
+        help="enter the network namespace of process PID",
+    )
+    parser.add_argument(
+        "-c",
+        "--command",
+        dest="commands",
+        metavar="CMDS",
+        action="append",
+        help="run CMDS (separated by ';') and exit; may be repeated",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print each command's records as one JSON array"
+    )
+    parser.add_argument("--list", action="store_true", help="list every namespace (same as -c ns)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="build a throwaway overlay-shaped lab, open the shell in it, remove it on exit",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="disable commands that change state or run programs (exec)",
+    )
+    parser.add_argument("--no-pager", action="store_true", help="never page long output")
+    parser.add_argument("--version", action="version", version=f"netns-shell {__version__}")
+    return parser
+
+
+def _pid(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"PID must be a number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"PID must be positive, got '{text}'")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run netns-shell; returns the exit status (the console script exits with it)."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except ExitShell as exc:
+        return exc.status
+    except NetnsShellError as exc:
+        sys.stderr.write(f"netns-shell: {exc}\n")
+        return exc.exit_status
+    except KeyboardInterrupt:
+        sys.stderr.write("netns-shell: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through every cleanup path (demo lab, captures)
+
+
+def _quiet_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str]) -> int:
+    options = build_parser().parse_args(argv)
+    if options.demo and (options.target or options.net or options.pid):
+        raise UsageError("--demo builds its own namespaces; give no TARGET, --net or -t")
+    from .privileges import require_root_for_namespaces
+
+    require_root_for_namespaces()
+    if options.demo:
+        from .lab import demo_session
+
+        with demo_session() as lab:
+            return _run(options, initial_target=lab.entry_path)
+    return _run(options)
+
+
+def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
+    from .commands import build_registry
+    from .namespace import NetNamespace
+    from .render import Console
+    from .session import Session
+
+    console = Console(json=options.json, pager=not options.no_pager)
+    session = Session(registry=build_registry(), console=console, read_only=options.read_only)
+    try:
+        if options.net:
+            session.switch_to(NetNamespace.open_path(options.net))
+        elif options.pid:
+            session.switch_to(NetNamespace.open_pid(options.pid))
+        elif options.target:
+            session.switch_to(session.resolve(options.target))
+        elif initial_target:
+            session.switch_to(NetNamespace.open_path(initial_target))
+        commands = list(options.commands or [])
+        if options.list:
+            commands.insert(0, "ns")
+        if commands:
+            status = 0
+            for line in commands:
+                status = session.execute(line) or status
+            return status
+        from .repl import run_repl
+
+        return run_repl(session)
+    finally:
+        session.close()

@@ -1,0 +1,142 @@
+"""Finding and moving between namespaces: ns, use, host, exec."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..discovery import NamespaceEntry
+from ..process import ExtraNamespaces, run_program
+from ..render import Column, Result
+from .registry import Param, Registry
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["NS_COLUMNS", "register"]
+
+Record = dict[str, Any]
+
+
+def _holders(r: Record) -> str:
+    procs = r.get("processes") or []
+    if not procs:
+        return ""
+    first = procs[0]
+    text = f"{first['pid']}({first['comm']})" if first.get("comm") else str(first["pid"])
+    more = len(r.get("pids", procs)) - 1
+    return f"{text} +{more}" if more > 0 else text
+
+
+def _name(r: Record) -> str:
+    return ("* " if r.get("current") else "  ") + r["name"]
+
+
+def _names(r: Record) -> str:
+    parts = [r[k] for k in ("container", "network", "pod") if r.get(k)]
+    if r.get("error"):
+        parts.append(r["error"])
+    return " ".join(parts)
+
+
+NS_COLUMNS = (
+    Column("NAME", _name),
+    Column.key("KIND", "kind"),
+    Column.key("INODE", "inode"),
+    Column.key("LINKS", "links"),
+    Column.key("NSID", "netnsid"),
+    Column("PROCESSES", _holders),
+    Column("PATH", lambda r: r["paths"][0] if r.get("paths") else None),
+    Column("NAMES", _names),
+)
+
+
+def ns_records(session: Session, entries: list[NamespaceEntry]) -> list[Record]:
+    current = session.namespace
+    records = []
+    for entry in entries:
+        record = entry.record()
+        record["current"] = (entry.dev, entry.inode) == current.key
+        records.append(record)
+    return records
+
+
+def ns(session: Session, args: dict[str, Any]) -> Result:
+    entries = session.namespaces(details=True)
+    return Result.table(ns_records(session, entries), NS_COLUMNS)
+
+
+def use(session: Session, args: dict[str, Any]) -> Result:
+    target = session.resolve(args["target"])
+    session.switch_to(target)
+    return Result.note(f"now in {session.namespace.label}")
+
+
+def host(session: Session, args: dict[str, Any]) -> Result:
+    session.go_home()
+    return Result.note(f"back in {session.namespace.label}")
+
+
+def exec_(session: Session, args: dict[str, Any]) -> Result:
+    everything = bool(args["all"])
+    extra = ExtraNamespaces(
+        mount=everything or bool(args["mount"]),
+        uts=everything or bool(args["uts"]),
+        ipc=everything or bool(args["ipc"]),
+        pid=everything or bool(args["pid"]),
+    )
+    status = run_program(session.namespace, args["command"], extra)
+    return Result(status=status)
+
+
+def register(registry: Registry) -> None:
+    registry.command(
+        "ns",
+        "every network namespace on the host: names, kind, links, processes",
+        aliases=("namespaces",),
+        details="Scans /var/run/docker/netns, /var/run/netns (and /run aliases, and the "
+        "directories in NETNS_SHELL_PATH), nsfs bind mounts anywhere, and /proc/*/ns/net "
+        "for namespaces held only by processes. One row per namespace; '*' marks the "
+        "current one. A namespace file that is an empty regular file is a bind mount "
+        "that did not propagate: mount the directory with ':rslave'.",
+        examples=("ns", "ns --json"),
+    )(ns)
+    registry.command(
+        "use",
+        "enter a namespace: by name, unique prefix, path, pid:N or inode",
+        Param(
+            "target",
+            metavar="TARGET",
+            complete="namespace",
+            required=True,
+            help="name as `ns` lists it, a unique prefix, a path, pid:N or an inode",
+        ),
+        aliases=("cd", "enter"),
+        examples=("use 1-9tp0f348do", "use 1-9tp", "use /var/run/netns/blue", "use pid:4242"),
+    )(use)
+    registry.command(
+        "host",
+        "back to the namespace the shell started in",
+        examples=("host",),
+    )(host)
+    registry.command(
+        "exec",
+        "run a host program inside the namespace (like nsenter --net)",
+        Param("mount", ("-m", "--mount"), help="also join the target process's mount namespace"),
+        Param("uts", ("-u", "--uts"), help="also join its UTS namespace"),
+        Param("ipc", ("-i", "--ipc"), help="also join its IPC namespace"),
+        Param("pid", ("-p", "--pid"), help="also join its PID namespace"),
+        Param("all", ("-a", "--all"), help="join all of the above"),
+        Param(
+            "command",
+            metavar="CMD",
+            rest=True,
+            required=True,
+            complete="program",
+            help="the program and its arguments",
+        ),
+        details="The program runs in a forked child that enters the namespace, so the shell "
+        "itself never moves. -m/-u/-i/-p/-a need a process target (-t PID or "
+        "`use pid:N`): `netns-shell -t 1 -c 'exec -a sh'` is the nsenter1 recipe.",
+        examples=("exec ip -br addr", "exec ping -c1 10.0.1.3", "exec -a sh"),
+        changes_state=True,
+    )(exec_)

@@ -1,0 +1,337 @@
+"""Find every network namespace on the host, like `lsns -t net` plus the netns directories.
+
+Three sources, merged by namespace inode:
+
+* the netns directories (`/var/run/docker/netns`, `/var/run/netns`, their
+  `/run` aliases, and any in NETNS_SHELL_PATH): one file per namespace,
+  possibly an empty file when a bind mount did not propagate ("broken");
+* nsfs bind mounts anywhere, from /proc/self/mountinfo;
+* processes, from /proc/*/ns/net (namespaces held only by processes).
+
+Names follow the file base name (`1-9tp0f348do`, `cni-...`); a namespace
+known only through processes is named `pid:<lowest pid>`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import NamespaceError
+from .namespace import NetNamespace, run_in_each
+
+__all__ = [
+    "NETNS_DIRS",
+    "NamespaceEntry",
+    "discover",
+    "kind_of",
+]
+
+#: Directories scanned for namespace files, most specific first.
+NETNS_DIRS = (
+    "/var/run/docker/netns",
+    "/run/docker/netns",
+    "/var/run/netns",
+    "/run/netns",
+)
+
+KIND_HOST = "host"
+KIND_OVERLAY = "docker overlay"
+KIND_LB = "docker lb"
+KIND_INGRESS = "docker ingress"
+KIND_SANDBOX = "docker sandbox"
+KIND_DOCKER = "docker"
+KIND_CNI = "cni pod"
+KIND_NAMED = "named"
+KIND_MOUNT = "bind mount"
+KIND_PROCESS = "process"
+KIND_BROKEN = "broken"
+
+_OVERLAY_RE = re.compile(r"^\d+-[0-9a-z]{10}$")
+_SANDBOX_RE = re.compile(r"^[0-9a-f]{12}$")
+_MOUNTINFO_ESCAPE = re.compile(r"\\([0-7]{3})")
+_RSLAVE_HINT = (
+    "empty file, not a namespace: a bind mount that did not propagate? "
+    "mount the directory with ':rslave' propagation"
+)
+
+
+@dataclass
+class NamespaceEntry:
+    """One network namespace (or one broken namespace file) found on the host."""
+
+    name: str
+    kind: str
+    inode: int | None
+    dev: int | None = None
+    paths: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    comms: dict[int, str] = field(default_factory=dict)
+    links: int | None = None
+    netnsid: int | None = None
+    error: str | None = None
+    #: Filled by enrichers (Docker, Kubernetes): container / network names.
+    labels: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        return self.inode is not None and self.error is None
+
+    def open(self) -> NetNamespace:
+        """A handle on this namespace, through its first path or a holder PID."""
+        if self.error:
+            raise NamespaceError(f"{self.name}: {self.error}")
+        errors = []
+        for path in self.paths:
+            try:
+                ns = NetNamespace.open_path(path, label=self.name)
+            except NamespaceError as exc:
+                errors.append(str(exc))
+                continue
+            if ns.inode == self.inode:
+                return ns
+            ns.close()
+        for pid in self.pids:
+            try:
+                ns = NetNamespace.open_pid(pid, label=self.name)
+            except NamespaceError as exc:
+                errors.append(str(exc))
+                continue
+            if ns.inode == self.inode:
+                return ns
+            ns.close()
+        raise NamespaceError(errors[-1] if errors else f"{self.name}: namespace is gone")
+
+    def record(self) -> dict[str, Any]:
+        """The JSON record for `ns`."""
+        rec: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "inode": self.inode,
+            "paths": list(self.paths),
+            "links": self.links,
+            "netnsid": self.netnsid,
+            "pids": list(self.pids),
+            "processes": [{"pid": p, "comm": self.comms.get(p, "")} for p in self.pids],
+        }
+        rec.update(self.labels)
+        if self.error:
+            rec["error"] = self.error
+        return rec
+
+
+def kind_of(path: str) -> str:
+    """The kind of namespace a file's location and name suggest."""
+    directory, name = os.path.split(path)
+    if directory.endswith("/docker/netns"):
+        if _OVERLAY_RE.match(name):
+            return KIND_OVERLAY
+        if name.startswith("lb_"):
+            return KIND_LB
+        if name == "ingress_sbox":
+            return KIND_INGRESS
+        if _SANDBOX_RE.match(name):
+            return KIND_SANDBOX
+        return KIND_DOCKER
+    if directory.endswith("/netns"):
+        return KIND_CNI if name.startswith("cni-") else KIND_NAMED
+    return KIND_MOUNT
+
+
+def _search_dirs() -> list[str]:
+    extra = [d for d in os.environ.get("NETNS_SHELL_PATH", "").split(":") if d]
+    return extra + list(NETNS_DIRS)
+
+
+def _nsfs_mounts() -> dict[str, int]:
+    """mount point -> net namespace inode, for every nsfs bind mount."""
+    mounts: dict[str, int] = {}
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+            for line in fh:
+                fields = line.split()
+                try:
+                    sep = fields.index("-")
+                except ValueError:
+                    continue
+                if len(fields) <= sep + 1 or fields[sep + 1] != "nsfs":
+                    continue
+                root = fields[3]
+                if not root.startswith("net:["):
+                    continue
+                point = _MOUNTINFO_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+                mounts[point] = int(root[5:-1])
+    except OSError:
+        pass
+    return mounts
+
+
+def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, int, int]], list[str]]:
+    """Files in the netns directories: ([(path, dev, inode)], [broken paths])."""
+    found: list[tuple[str, int, int]] = []
+    broken: list[str] = []
+    seen_dirs: set[str] = set()
+    for directory in _search_dirs():
+        real = os.path.realpath(directory)
+        if real in seen_dirs:
+            continue
+        seen_dirs.add(real)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if st.st_dev == nsfs_dev:
+                found.append((path, st.st_dev, st.st_ino))
+            elif os.path.isfile(path):
+                broken.append(path)
+    return found, broken
+
+
+def _scan_processes() -> dict[tuple[int, int], list[int]]:
+    """(dev, inode) -> PIDs whose network namespace it is."""
+    holders: dict[tuple[int, int], list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry.name}/ns/net")
+        except OSError:
+            continue  # gone, kernel thread without ns access, or no permission
+        holders.setdefault((st.st_dev, st.st_ino), []).append(int(entry.name))
+    for pids in holders.values():
+        pids.sort()
+    return holders
+
+
+def _init_namespace_key() -> tuple[int, int] | None:
+    """(dev, inode) of the initial network namespace: PID 1's, else kthreadd's.
+
+    Kernel threads always live in the initial namespace, so PID 2 stands in
+    when PID 1 is not readable (some sandboxes hide it).
+    """
+    for pid in (1, 2):
+        try:
+            st = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        return (st.st_dev, st.st_ino)
+    return None
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def _count_links(ns: NetNamespace) -> int:
+    from .netlink.core import NetlinkSocket
+    from .netlink.links import count_links
+
+    with NetlinkSocket(None) as sock:  # the worker thread is already inside `ns`
+        return count_links(sock)
+
+
+def _netnsid_query(entries: list[NamespaceEntry], handles: list[NetNamespace]) -> None:
+    """Fill `netnsid`: the id the current namespace has assigned to each one."""
+    from .netlink.core import NetlinkSocket
+    from .netlink.nsid import netnsid_of
+
+    try:
+        with NetlinkSocket(None) as sock:
+            for entry, ns in zip(entries, handles, strict=True):
+                entry.netnsid = netnsid_of(sock, ns.fd)
+    except OSError:
+        pass
+
+
+def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> list[NamespaceEntry]:
+    """Every network namespace on the host, host namespace first.
+
+    With `details`, each usable namespace is visited once (on one worker
+    thread) to count its links, and its netnsid is looked up.
+    """
+    nsfs_dev = os.stat("/proc/self/ns/net").st_dev
+    files, broken = _scan_dirs(nsfs_dev)
+    mounts = _nsfs_mounts()
+    holders = _scan_processes()
+    init_key = _init_namespace_key()
+
+    by_key: dict[tuple[int, int], NamespaceEntry] = {}
+    order: list[tuple[int, int]] = []
+
+    def entry_for(key: tuple[int, int], path: str | None) -> NamespaceEntry:
+        if key not in by_key:
+            name = os.path.basename(path) if path else ""
+            by_key[key] = NamespaceEntry(
+                name=name, kind=kind_of(path) if path else KIND_PROCESS, inode=key[1], dev=key[0]
+            )
+            order.append(key)
+        entry = by_key[key]
+        if path and path not in entry.paths:
+            entry.paths.append(path)
+        return entry
+
+    real_seen = set()
+    for path, dev, ino in files:
+        entry_for((dev, ino), path)
+        real_seen.add(os.path.realpath(path))
+    for point, ino in sorted(mounts.items()):
+        if os.path.realpath(point) not in real_seen:
+            entry_for((nsfs_dev, ino), point)
+    for key, pids in holders.items():
+        entry = entry_for(key, None)
+        entry.pids = pids
+        entry.comms = {pid: comm(pid) for pid in pids[:64]}
+    for entry in by_key.values():
+        if not entry.name:
+            entry.name = f"pid:{entry.pids[0]}" if entry.pids else f"inode:{entry.inode}"
+    if init_key in by_key:
+        host = by_key[init_key]
+        host.kind = KIND_HOST
+        if not host.paths:
+            host.name = "host"
+        order.remove(init_key)
+        order.insert(0, init_key)
+
+    entries = [by_key[key] for key in order]
+    entries += [
+        NamespaceEntry(
+            name=os.path.basename(p), kind=KIND_BROKEN, inode=None, paths=[p], error=_RSLAVE_HINT
+        )
+        for p in broken
+    ]
+    if details:
+        fill_details(entries)
+    return entries
+
+
+def fill_details(entries: Iterable[NamespaceEntry]) -> None:
+    """Count links and look up netnsids, visiting each namespace once."""
+    usable = [e for e in entries if e.usable]
+    handles: list[NetNamespace] = []
+    opened: list[NamespaceEntry] = []
+    for entry in usable:
+        try:
+            handles.append(entry.open())
+            opened.append(entry)
+        except NamespaceError as exc:
+            entry.error = str(exc)
+    try:
+        for entry, (_ns, result) in zip(opened, run_in_each(handles, _count_links), strict=True):
+            entry.links = result if isinstance(result, int) else None
+        _netnsid_query(opened, handles)
+    finally:
+        for ns in handles:
+            ns.close()

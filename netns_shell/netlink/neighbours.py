@@ -1,0 +1,245 @@
+"""Neighbours (ARP/NDP) and the bridge FDB: both are RTM_GETNEIGH dumps.
+
+`list_neighbours` prints like `ip -j neigh show`, `list_fdb` like
+`bridge -j fdb show`.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFoundError
+from .core import NetlinkSocket, dump_with_retry, iter_attrs
+from .links import link_names
+from .names import format_address, format_mac, rt_protocol
+
+if TYPE_CHECKING:
+    from ..namespace import NetNamespace
+
+__all__ = ["list_fdb", "list_neighbours", "neighbour_states"]
+
+RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
+AF_BRIDGE = 7
+
+NDA_DST, NDA_LLADDR, NDA_CACHEINFO, NDA_PROBES, NDA_VLAN, NDA_PORT, NDA_VNI = 1, 2, 3, 4, 5, 6, 7
+NDA_IFINDEX, NDA_MASTER, NDA_LINK_NETNSID, NDA_SRC_VNI, NDA_PROTOCOL = 8, 9, 10, 11, 12
+NDA_NH_ID = 13
+
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
+NTF_PROXY, NTF_EXT_LEARNED, NTF_ROUTER = 0x08, 0x10, 0x80
+
+_NDMSG = struct.Struct("=BxxxiHBB")
+_U32 = struct.Struct("=I")
+_U16 = struct.Struct("=H")
+_BE16 = struct.Struct("!H")
+
+_NUD_NAMES = (
+    (0x01, "INCOMPLETE"),
+    (0x02, "REACHABLE"),
+    (0x04, "STALE"),
+    (0x08, "DELAY"),
+    (0x10, "PROBE"),
+    (0x20, "FAILED"),
+    (0x40, "NOARP"),
+    (0x80, "PERMANENT"),
+)
+# NTF_* -> bridge fdb flag names, in bridge/fdb.c order
+_FDB_FLAGS = (
+    (0x02, "self"),
+    (0x80, "router"),
+    (0x10, "extern_learn"),
+    (0x20, "offload"),
+    (0x04, "master"),
+    (0x40, "sticky"),
+)
+_NEIGH_NULL_FLAGS = ((0x80, "router"), (0x08, "proxy"), (0x10, "extern_learn"), (0x20, "offload"))
+
+
+def neighbour_states(state: int) -> list[str]:
+    """NUD_* bits as iproute2's list of names (unknown bits dropped, as it does)."""
+    return [name for bit, name in _NUD_NAMES if state & bit]
+
+
+def _fdb_state(state: int) -> str:
+    if state & NUD_PERMANENT:
+        return "permanent"
+    if state & NUD_NOARP:
+        return "static"
+    if state & 0x04:
+        return "stale"
+    if state & 0x02:
+        return ""
+    return f"{state:#x}" if state else "0"
+
+
+def _neigh_request(family: int, ifindex: int = 0, master: int = 0) -> bytes:
+    body = _NDMSG.pack(family, 0, 0, 0, 0)
+    if ifindex:
+        body += struct.pack("=HHI", 8, NDA_IFINDEX, ifindex)
+    if master:
+        body += struct.pack("=HHI", 8, NDA_MASTER, master)
+    return body
+
+
+def _index_of(names: dict[int, str], name: str | None) -> int:
+    if name is None:
+        return 0
+    for index, known in names.items():
+        if known == name:
+            return index
+    raise NotFoundError(f"no interface named {name!r} in this namespace")
+
+
+def _parse_neighbour(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
+    """One RTM_NEWNEIGH as `ip -j neigh show` prints it (keys in its order)."""
+    _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
+    rec: dict[str, Any] = {}
+    lladdr = None
+    protocol = 0
+    for attr, vs, ve in iter_attrs(buf, start + 12, end):
+        if attr == NDA_DST:
+            rec["dst"] = format_address(bytes(buf[vs:ve]))
+        elif attr == NDA_LLADDR:
+            lladdr = format_mac(bytes(buf[vs:ve]))
+        elif attr == NDA_PROTOCOL:
+            protocol = buf[vs]
+    if ifindex:
+        rec["dev"] = names.get(ifindex, f"if{ifindex}")
+    if lladdr is not None:
+        rec["lladdr"] = lladdr
+    for bit, key in _NEIGH_NULL_FLAGS:
+        if flags & bit:
+            rec[key] = None  # iproute2 prints these flags as "key": null
+    if state:
+        rec["state"] = neighbour_states(state)
+    if protocol:
+        rec["protocol"] = rt_protocol(protocol)
+    return rec
+
+
+def list_neighbours(
+    namespace: NetNamespace | None,
+    *,
+    family: int = socket.AF_UNSPEC,
+    dev: str | None = None,
+    show_all: bool = False,
+    sock: NetlinkSocket | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream ARP/NDP entries as `ip -j neigh show` records.
+
+    Like iproute2, entries in state NOARP or NONE are hidden unless `show_all`.
+    `dev` is filtered by the kernel.
+    """
+    own = sock is None
+    sock = sock or NetlinkSocket(namespace)
+    try:
+        names = link_names(sock)
+        ifindex = _index_of(names, dev)
+        families = (socket.AF_INET, socket.AF_INET6) if family == socket.AF_UNSPEC else (family,)
+
+        def dump(fam: int) -> Iterator[dict[str, Any]]:
+            for kind, buf, start, end in sock.dump(
+                RTM_GETNEIGH, _neigh_request(fam, ifindex), what="neighbour"
+            ):
+                if kind != RTM_NEWNEIGH:
+                    continue
+                nd_family, nd_index, state, flags, _t = _NDMSG.unpack_from(buf, start)
+                if nd_family != fam or (ifindex and nd_index != ifindex):
+                    continue
+                # iproute2's default filter: hide NOARP-only and NONE entries
+                if (
+                    not show_all
+                    and not state & (0xFF & ~NUD_NOARP)
+                    and not flags & (NTF_PROXY | NTF_EXT_LEARNED)
+                ):
+                    continue
+                yield _parse_neighbour(buf, start, end, names)
+
+        for fam in families:
+            yield from dump_with_retry(lambda fam=fam: dump(fam))
+    finally:
+        if own:
+            sock.close()
+
+
+def _parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
+    """One AF_BRIDGE RTM_NEWNEIGH as `bridge -j fdb show` prints it (keys in its order)."""
+    _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
+    a: dict[int, tuple[int, int]] = {}
+    for attr, vs, ve in iter_attrs(buf, start + 12, end):
+        a[attr] = (vs, ve)
+
+    def u32(attr: int) -> int:
+        return _U32.unpack_from(buf, a[attr][0])[0]
+
+    rec: dict[str, Any] = {}
+    if NDA_LLADDR in a:
+        rec["mac"] = format_mac(bytes(buf[a[NDA_LLADDR][0] : a[NDA_LLADDR][1]]))
+    if ifindex:
+        rec["ifname"] = names.get(ifindex, f"if{ifindex}")
+    if NDA_DST in a:
+        rec["dst"] = format_address(bytes(buf[a[NDA_DST][0] : a[NDA_DST][1]]))
+    if NDA_VLAN in a:
+        vid = _U16.unpack_from(buf, a[NDA_VLAN][0])[0]
+        if vid:
+            rec["vlan"] = vid
+    if NDA_PORT in a:
+        rec["port"] = _BE16.unpack_from(buf, a[NDA_PORT][0])[0]
+    if NDA_VNI in a:
+        rec["vni"] = u32(NDA_VNI)
+    if NDA_SRC_VNI in a:
+        rec["src_vni"] = u32(NDA_SRC_VNI)
+    if NDA_IFINDEX in a:
+        via = u32(NDA_IFINDEX)
+        if NDA_LINK_NETNSID in a:
+            rec["viaIfIndex"] = via
+        else:
+            rec["viaIf"] = names.get(via, f"if{via}")
+    if NDA_NH_ID in a:
+        rec["nhid"] = u32(NDA_NH_ID)
+    if NDA_LINK_NETNSID in a:
+        rec["linkNetNsId"] = u32(NDA_LINK_NETNSID)
+    rec["flags"] = [name for bit, name in _FDB_FLAGS if flags & bit]
+    if NDA_MASTER in a:
+        master = u32(NDA_MASTER)
+        rec["master"] = names.get(master, f"if{master}")
+    rec["state"] = _fdb_state(state)
+    return rec
+
+
+def list_fdb(
+    namespace: NetNamespace | None,
+    *,
+    bridge: str | None = None,
+    dev: str | None = None,
+    sock: NetlinkSocket | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Stream bridge FDB entries as `bridge -j fdb show` records.
+
+    `bridge` keeps the entries of one bridge (its own and its ports'), `dev`
+    the entries of one port; both are filtered by the kernel.
+    """
+    own = sock is None
+    sock = sock or NetlinkSocket(namespace)
+    try:
+        names = link_names(sock)
+        master = _index_of(names, bridge)
+        ifindex = _index_of(names, dev)
+
+        def dump() -> Iterator[dict[str, Any]]:
+            body = _neigh_request(AF_BRIDGE, ifindex, master)
+            for kind, buf, start, end in sock.dump(RTM_GETNEIGH, body, what="fdb"):
+                if kind != RTM_NEWNEIGH:
+                    continue
+                nd_family, nd_index = _NDMSG.unpack_from(buf, start)[:2]
+                if nd_family != AF_BRIDGE or (ifindex and nd_index != ifindex):
+                    continue
+                yield _parse_fdb(buf, start, end, names)
+
+        yield from dump_with_retry(dump)
+    finally:
+        if own:
+            sock.close()

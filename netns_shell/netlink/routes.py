@@ -1,0 +1,301 @@
+"""Routes (RTM_GETROUTE), as `ip -j route show` prints them."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFoundError, UsageError
+from .core import NetlinkSocket, dump_with_retry, iter_attrs
+from .links import link_names
+from .names import ds_field, format_address, rt_protocol, rt_scope, rt_table, rt_type, table_id
+
+if TYPE_CHECKING:
+    from ..namespace import NetNamespace
+
+__all__ = ["RouteRecord", "list_routes", "parse_table"]
+
+RouteRecord = dict[str, Any]
+
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
+RTPROT_BOOT = 3
+RTM_F_CLONED = 0x200
+
+RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
+RTA_METRICS, RTA_MULTIPATH, RTA_CACHEINFO, RTA_TABLE, RTA_VIA, RTA_PREF = 8, 9, 12, 15, 18, 20
+RTA_MARK, RTA_EXPIRES, RTA_NH_ID = 16, 23, 30
+
+_VIA_FAMILIES = {2: "inet", 10: "inet6", 17: "link", 28: "mpls", 7: "bridge"}
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_RTNEXTHOP = struct.Struct("=HBBi")
+_U32 = struct.Struct("=I")
+_CACHEINFO = struct.Struct("=IIi")  # rta_clntref, rta_lastuse, rta_expires
+
+# print_rt_flags order; RTNH_F_* live in the low byte, RTM_F_* above it
+_ROUTE_FLAGS = (
+    (1, "dead"),
+    (4, "onlink"),
+    (2, "pervasive"),
+    (8, "offload"),
+    (64, "trap"),
+    (0x100, "notify"),
+    (16, "linkdown"),
+    (32, "unresolved"),
+    (0x4000, "rt_offload"),
+    (0x8000, "rt_trap"),
+    (0x20000000, "rt_offload_failed"),
+)
+_PREF = {0: "medium", 1: "high", 3: "low"}
+_METRICS = {
+    2: "mtu",
+    3: "window",
+    4: "rtt",
+    5: "rttvar",
+    6: "ssthresh",
+    7: "cwnd",
+    8: "advmss",
+    9: "reordering",
+    10: "hoplimit",
+    11: "initcwnd",
+    12: "features",
+    13: "rto_min",
+    14: "initrwnd",
+    15: "quickack",
+    16: "congestion",
+    17: "fastopen_no_cookie",
+}
+_USER_HZ = 100
+
+
+def parse_table(value: str) -> int:
+    """A table argument ('main', 'local', 'all', a number) -> id; 0 means all tables."""
+    if value == "all":
+        return 0
+    number = table_id(value)
+    if number is None:
+        raise UsageError(
+            f"unknown routing table {value!r} (give a number, a name from rt_tables, or 'all')"
+        )
+    return number
+
+
+def _flags(flags: int) -> list[str]:
+    return [name for bit, name in _ROUTE_FLAGS if flags & bit]
+
+
+def _metrics(buf: bytes, start: int, end: int) -> dict[str, Any]:
+    """RTA_METRICS as iproute2's print_rta_metrics object."""
+    out: dict[str, Any] = {}
+    for attr, vs, ve in iter_attrs(buf, start, end):
+        key = _METRICS.get(attr)
+        if key is None:
+            continue
+        if key == "congestion":
+            out[key] = bytes(buf[vs:ve]).rstrip(b"\0").decode("utf-8", "surrogateescape")
+            continue
+        if ve - vs < 4:
+            continue
+        value = _U32.unpack_from(buf, vs)[0]
+        if key == "features":
+            if value & 1:  # RTAX_FEATURE_ECN
+                out["ecn"] = None
+            if value & ~1:
+                out["features"] = f"{value & ~1:#x}"
+        elif key == "hoplimit" and value == 0xFFFFFFFF:
+            continue
+        elif key == "rtt":
+            out[key] = value // 8
+        elif key == "rttvar":
+            out[key] = value // 4
+        else:
+            out[key] = value
+    return out
+
+
+def _nexthops(
+    buf: bytes, start: int, end: int, family: int, names: dict[int, str]
+) -> list[dict[str, Any]]:
+    hops = []
+    off = start
+    while off + 8 <= end:
+        length, nh_flags, hops_count, ifindex = _RTNEXTHOP.unpack_from(buf, off)
+        if length < 8:
+            break
+        hop: dict[str, Any] = {}
+        for kind, vs, ve in iter_attrs(buf, off + 8, off + length):
+            if kind == RTA_GATEWAY:
+                hop["gateway"] = format_address(bytes(buf[vs:ve]))
+            elif kind == RTA_VIA:
+                hop["via"] = {
+                    "family": _VIA_FAMILIES.get(buf[vs], "???"),
+                    "host": format_address(bytes(buf[vs + 2 : ve])),
+                }
+        hop["dev"] = names.get(ifindex, f"if{ifindex}") if ifindex else "*"
+        hop["weight"] = hops_count + 1
+        hop["flags"] = _flags(nh_flags)
+        hops.append(hop)
+        off += (length + 3) & ~3
+    return hops
+
+
+def _parse_route(
+    buf: bytes, start: int, end: int, names: dict[int, str], show_table: bool
+) -> RouteRecord:
+    """One RTM_NEWROUTE as `ip -j route show` prints it (keys in its order)."""
+    family, dst_len, src_len, tos, table, proto, scope, kind, rflags = _RTMSG.unpack_from(
+        buf, start
+    )
+    dst = src = gateway = prefsrc = None
+    oif = priority = pref = expires = nhid = mark = None
+    via = multipath = metrics = None
+    for attr, vs, ve in iter_attrs(buf, start + 12, end):
+        if attr == RTA_DST:
+            dst = bytes(buf[vs:ve])
+        elif attr == RTA_GATEWAY:
+            gateway = format_address(bytes(buf[vs:ve]))
+        elif attr == RTA_OIF:
+            oif = _U32.unpack_from(buf, vs)[0]
+        elif attr == RTA_PRIORITY:
+            priority = _U32.unpack_from(buf, vs)[0]
+        elif attr == RTA_PREFSRC:
+            prefsrc = format_address(bytes(buf[vs:ve]))
+        elif attr == RTA_TABLE:
+            table = _U32.unpack_from(buf, vs)[0]
+        elif attr == RTA_PREF:
+            pref = buf[vs]
+        elif attr == RTA_SRC:
+            src = bytes(buf[vs:ve])
+        elif attr == RTA_VIA:
+            via = {
+                "family": _VIA_FAMILIES.get(buf[vs], "???"),
+                "host": format_address(bytes(buf[vs + 2 : ve])),
+            }
+        elif attr == RTA_MULTIPATH:
+            multipath = (vs, ve)
+        elif attr == RTA_METRICS:
+            metrics = (vs, ve)
+        elif attr == RTA_CACHEINFO and ve - vs >= 12:
+            expires = _CACHEINFO.unpack_from(buf, vs)[2]
+        elif attr == RTA_NH_ID:
+            nhid = _U32.unpack_from(buf, vs)[0]
+        elif attr == RTA_MARK:
+            mark = _U32.unpack_from(buf, vs)[0]
+    rec: RouteRecord = {}
+    if kind != RTN_UNICAST:
+        rec["type"] = rt_type(kind)
+    if dst is not None:
+        text = format_address(dst)
+        rec["dst"] = text if dst_len == len(dst) * 8 else f"{text}/{dst_len}"
+    elif dst_len:
+        rec["dst"] = f"0/{dst_len} "  # iproute2 prints this, trailing space included
+    else:
+        rec["dst"] = "default"
+    if src is not None:
+        text = format_address(src)
+        rec["from"] = text if src_len == len(src) * 8 else f"{text}/{src_len}"
+    elif src_len:
+        rec["src"] = f"0/{src_len}"
+    if nhid is not None:
+        rec["nhid"] = nhid
+    if tos:
+        rec["tos"] = ds_field(tos)
+    if gateway is not None:
+        rec["gateway"] = gateway
+    if via is not None:
+        rec["via"] = via
+    if oif is not None:
+        rec["dev"] = names.get(oif, f"if{oif}")
+    if show_table and table and table != RT_TABLE_MAIN:
+        rec["table"] = rt_table(table)
+    if not rflags & RTM_F_CLONED:
+        if proto != RTPROT_BOOT:
+            rec["protocol"] = rt_protocol(proto)
+        if scope != 0:
+            rec["scope"] = rt_scope(scope)
+    if prefsrc is not None:
+        rec["prefsrc"] = prefsrc
+    if priority is not None:
+        rec["metric"] = priority
+    rec["flags"] = _flags(rflags)
+    if mark:
+        rec["mark"] = mark
+    if expires:
+        rec["expires"] = int(expires / _USER_HZ)
+    if metrics is not None:
+        rec["metrics"] = [_metrics(buf, *metrics)]
+    if pref is not None:
+        rec["pref"] = _PREF.get(pref, pref)
+    if multipath is not None:
+        rec["nexthops"] = _nexthops(buf, *multipath, family, names)
+    return rec
+
+
+def _route_request(family: int, table: int, oif: int) -> bytes:
+    body = _RTMSG.pack(family, 0, 0, 0, table if 0 < table < 256 else 0, 0, 0, 0, 0)
+    if table >= 256:
+        body += struct.pack("=HHI", 8, RTA_TABLE, table)
+    if oif:
+        body += struct.pack("=HHI", 8, RTA_OIF, oif)
+    return body
+
+
+def list_routes(
+    namespace: NetNamespace | None,
+    *,
+    family: int = socket.AF_UNSPEC,
+    table: int = RT_TABLE_MAIN,
+    dev: str | None = None,
+    sock: NetlinkSocket | None = None,
+) -> Iterator[RouteRecord]:
+    """Stream routes as `ip -j route show` records.
+
+    `family` AF_INET / AF_INET6 / AF_UNSPEC (both); `table` 0 for all tables,
+    else a table id (default main); `dev` keeps routes through one interface.
+    The kernel filters by table and device (NETLINK_GET_STRICT_CHK); the same
+    filters are applied again here for kernels that ignore them.
+    """
+    own = sock is None
+    sock = sock or NetlinkSocket(namespace)
+    try:
+        names = link_names(sock)
+        oif = 0
+        if dev is not None:
+            oif = next((i for i, n in names.items() if n == dev), 0)
+            if not oif:
+                raise NotFoundError(f"no interface named {dev!r} in this namespace")
+        show_table = table != RT_TABLE_MAIN
+        families = (socket.AF_INET, socket.AF_INET6) if family == socket.AF_UNSPEC else (family,)
+        for fam in families:
+            yield from dump_with_retry(
+                lambda fam=fam: _routes(sock, fam, table, oif, names, show_table)
+            )
+    finally:
+        if own:
+            sock.close()
+
+
+def _routes(
+    sock: NetlinkSocket, family: int, table: int, oif: int, names: dict[int, str], show_table: bool
+) -> Iterator[RouteRecord]:
+    unpack = _RTMSG.unpack_from
+    for kind, buf, start, end in sock.dump(
+        RTM_GETROUTE, _route_request(family, table, oif), what="route"
+    ):
+        if kind != RTM_NEWROUTE:
+            continue
+        rtm_table, rflags = unpack(buf, start)[4], unpack(buf, start)[8]
+        if rflags & RTM_F_CLONED:
+            continue
+        if table and rtm_table != table and (rtm_table != 252 or table < 256):
+            # rtm_table is 252 (RT_TABLE_COMPAT) for ids >= 256: RTA_TABLE decides
+            continue
+        rec = _parse_route(buf, start, end, names, show_table)
+        if table >= 256 and rec.get("table") != rt_table(table):
+            continue
+        if oif and rec.get("dev") != names.get(oif) and "nexthops" not in rec:
+            continue
+        yield rec

@@ -1,0 +1,136 @@
+"""Run a host program inside namespaces, the way nsenter does.
+
+The shell may be multithreaded, and mount/user namespaces cannot be entered
+by a multithreaded process (DESIGN fact 2), so the work happens in a forked
+child, which is single-threaded: it enters the namespaces and execs the
+program.  Joining a PID namespace only affects children, so in that case
+the child forks once more and waits for the grandchild, like nsenter.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import NamespaceError, NotFoundError
+from .namespace import (
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUTS,
+    NetNamespace,
+    setns,
+)
+
+__all__ = ["ExtraNamespaces", "run_program"]
+
+# nsenter's order: ipc, uts, net, pid, mnt (mount last: paths are opened before)
+_ORDER = (("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("pid", CLONE_NEWPID), ("mnt", CLONE_NEWNS))
+
+
+@dataclass(frozen=True)
+class ExtraNamespaces:
+    """Which of a process's other namespaces to join besides the network one."""
+
+    mount: bool = False
+    uts: bool = False
+    ipc: bool = False
+    pid: bool = False
+
+    def wanted(self) -> list[tuple[str, int]]:
+        chosen = {"mnt": self.mount, "uts": self.uts, "ipc": self.ipc, "pid": self.pid}
+        return [(name, kind) for name, kind in _ORDER if chosen[name]]
+
+
+def _open_extra(pid: int, extra: ExtraNamespaces) -> list[tuple[int, int]]:
+    fds = []
+    try:
+        for name, kind in extra.wanted():
+            try:
+                fds.append((os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), kind))
+            except OSError as exc:
+                raise NamespaceError(
+                    f"PID {pid}: cannot open its {name} namespace: {exc.strerror}"
+                ) from None
+    except BaseException:
+        for fd, _ in fds:
+            os.close(fd)
+        raise
+    return fds
+
+
+def run_program(
+    ns: NetNamespace,
+    argv: Sequence[str],
+    extra: ExtraNamespaces = ExtraNamespaces(),
+) -> int:
+    """Run `argv` inside `ns` (and `extra` namespaces of ns.pid); return its exit status.
+
+    The shell ignores SIGINT while the program runs, so Ctrl-C reaches the
+    program only; a status above 128 means the program died of a signal.
+    """
+    if not argv:
+        raise NotFoundError("exec: no program given")
+    if extra.wanted() and ns.pid is None:
+        raise NamespaceError(
+            "exec -m/-u/-i/-p/-a need a process target (netns-shell -t PID or `use pid:N`)"
+        )
+    if shutil.which(argv[0]) is None and "/" not in argv[0] and not extra.mount:
+        raise NotFoundError(f"exec: {argv[0]}: command not found")
+    extra_fds = _open_extra(ns.pid, extra) if ns.pid is not None and extra.wanted() else []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child, reported through its status
+            _child(ns.fd, extra_fds, list(argv))
+        return _wait(child)
+    finally:
+        signal.signal(signal.SIGINT, old_handler)
+        for fd, _ in extra_fds:
+            os.close(fd)
+
+
+def _child(net_fd: int, extra_fds: list[tuple[int, int]], argv: list[str]) -> None:
+    """In the forked child: enter the namespaces, exec; never returns."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        joins_pid = False
+        for fd, kind in extra_fds:
+            if kind == CLONE_NEWNS:
+                setns(net_fd, CLONE_NEWNET)  # before mount: its fd is open already
+            setns(fd, kind)
+            joins_pid = joins_pid or kind == CLONE_NEWPID
+        setns(net_fd, CLONE_NEWNET)
+        if joins_pid:
+            grandchild = os.fork()
+            if grandchild:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                os._exit(_wait(grandchild))
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        reason = "command not found" if exc.errno == errno.ENOENT else exc.strerror
+        os.write(2, f"netns-shell: exec: {argv[0]}: {reason}\n".encode(errors="replace"))
+        os._exit(127 if exc.errno == errno.ENOENT else 126)
+    except BaseException:
+        os._exit(126)
+
+
+def _wait(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 1
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)

@@ -1,0 +1,252 @@
+"""The one place records become text: tables, plain aligned lines, or JSON.
+
+Handlers return a `Result` (records plus the columns that show them); the
+CLI and the REPL hand it to a `Renderer`.  Records are consumed as a stream:
+
+* JSON: one array per result, written record by record (ASCII-only, so a
+  name with control bytes or invalid UTF-8 still gives valid JSON);
+* plain (output is not a terminal): a header and aligned lines, column
+  widths taken from the first rows, the rest streamed with the same widths;
+* table (a terminal): tabulate; a table taller than the screen goes through
+  the pager, with widths from the first screenful.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from .sanitize import for_terminal
+
+__all__ = ["Column", "Console", "Renderer", "Result", "format_cell"]
+
+Record = dict[str, Any]
+_WIDTH_SAMPLE = 1000
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a human-readable table: its header and how to get a cell."""
+
+    header: str
+    value: Callable[[Record], Any]
+
+    @classmethod
+    def key(cls, header: str, key: str) -> Column:
+        return cls(header, lambda r: r.get(key))
+
+
+@dataclass
+class Result:
+    """What a command hands back: records and how to show them, or text."""
+
+    records: Iterable[Record] = ()
+    columns: Sequence[Column] = ()
+    lines: Iterable[str] = ()
+    message: str | None = None
+    status: int = 0
+    #: JSON documents are printed only for results that carry records.
+    has_records: bool = False
+
+    @classmethod
+    def table(cls, records: Iterable[Record], columns: Sequence[Column]) -> Result:
+        return cls(records=records, columns=columns, has_records=True)
+
+    @classmethod
+    def text(cls, lines: Iterable[str], *, status: int = 0) -> Result:
+        return cls(lines=lines, status=status)
+
+    @classmethod
+    def note(cls, message: str, *, status: int = 0) -> Result:
+        return cls(message=message, status=status)
+
+
+def format_cell(value: Any) -> str:
+    """A record value as table text: lists joined, None empty, sanitized."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return for_terminal(",".join(format_cell(v) for v in value))
+    return for_terminal(str(value))
+
+
+@dataclass
+class Console:
+    """The streams a session writes to (swap them in tests)."""
+
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    json: bool = False
+    pager: bool = True
+
+    @property
+    def is_terminal(self) -> bool:
+        try:
+            return self.stdout.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def error(self, message: str) -> None:
+        self.stderr.write(f"netns-shell: {for_terminal(message)}\n")
+        self.stderr.flush()
+
+    def warn(self, message: str) -> None:
+        self.stderr.write(f"netns-shell: warning: {for_terminal(message)}\n")
+        self.stderr.flush()
+
+
+class Renderer:
+    """Writes results to a console in the mode its stream calls for."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def render(self, result: Result) -> None:
+        out = self.console.stdout
+        if self.console.json:
+            if result.has_records:
+                write_json(result.records, out)
+            elif result.message:
+                self.console.stderr.write(for_terminal(result.message) + "\n")
+            elif result.lines:
+                for line in result.lines:
+                    self.console.stderr.write(for_terminal(line) + "\n")
+            out.flush()
+            return
+        if result.has_records:
+            if self.console.is_terminal:
+                self._terminal_table(result)
+            else:
+                write_plain(result.records, result.columns, out)
+        for line in result.lines:
+            out.write(for_terminal(line) + "\n")
+        if result.message:
+            out.write(for_terminal(result.message) + "\n")
+        out.flush()
+
+    # ---------------------------------------------------------- terminal
+    def _terminal_table(self, result: Result) -> None:
+        size = shutil.get_terminal_size((100, 40))
+        screen = max(size.lines - 3, 5)
+        rows = iter(result.records)
+        first = list(itertools.islice(rows, screen + 1))
+        if not first:
+            self.console.stdout.write("(none)\n")
+            return
+        cells = [[format_cell(c.value(r)) for c in result.columns] for r in first]
+        headers = [c.header for c in result.columns]
+        table = _tabulate(cells, headers)
+        if len(first) <= screen or not self.console.pager:
+            self.console.stdout.write(table + "\n")
+            if len(first) > screen:
+                write_plain_rows(rows, result.columns, _widths_of(table), self.console.stdout)
+            return
+        self._page(table, rows, result.columns)
+
+    def _page(self, table: str, rows: Iterator[Record], columns: Sequence[Column]) -> None:
+        command = os.environ.get("PAGER") or "less -FRSX"
+        try:
+            pager = subprocess.Popen(
+                command,
+                shell=True,
+                stdin=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
+        except OSError:
+            self.console.stdout.write(table + "\n")
+            write_plain_rows(rows, columns, _widths_of(table), self.console.stdout)
+            return
+        assert pager.stdin is not None
+        try:
+            pager.stdin.write(table + "\n")
+            write_plain_rows(rows, columns, _widths_of(table), pager.stdin)
+            pager.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass  # the user quit the pager: stop reading records
+        except KeyboardInterrupt:
+            pass
+        finally:
+            try:
+                pager.stdin.close()
+            except OSError:
+                pass
+            _wait_ignoring_interrupts(pager)
+
+
+def _wait_ignoring_interrupts(proc: subprocess.Popen) -> None:
+    while True:
+        try:
+            proc.wait()
+            return
+        except KeyboardInterrupt:
+            continue
+
+
+def _tabulate(cells: list[list[str]], headers: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+def _widths_of(table: str) -> list[int]:
+    """Column widths from tabulate's 'simple' rule line (the second line)."""
+    rule = table.splitlines()[1]
+    return [len(part) for part in rule.split("  ")]
+
+
+def write_plain(records: Iterable[Record], columns: Sequence[Column], out: IO[str]) -> None:
+    """Header and aligned lines; widths from the first rows, the rest streamed."""
+    rows = iter(records)
+    sample = list(itertools.islice(rows, _WIDTH_SAMPLE))
+    cells = [[format_cell(c.value(r)) for c in columns] for r in sample]
+    headers = [c.header for c in columns]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            if len(cell) > widths[i]:
+                widths[i] = len(cell)
+    out.write(_join(headers, widths) + "\n")
+    for row in cells:
+        out.write(_join(row, widths) + "\n")
+    write_plain_rows(rows, columns, widths, out)
+
+
+def write_plain_rows(
+    rows: Iterable[Record], columns: Sequence[Column], widths: list[int], out: IO[str]
+) -> None:
+    getters = [c.value for c in columns]
+    write = out.write
+    for record in rows:
+        write(_join([format_cell(g(record)) for g in getters], widths) + "\n")
+
+
+def _join(cells: list[str], widths: list[int]) -> str:
+    last = len(cells) - 1
+    return "  ".join(
+        cell if i == last else cell.ljust(widths[i]) for i, cell in enumerate(cells)
+    ).rstrip()
+
+
+def write_json(records: Iterable[Record], out: IO[str]) -> None:
+    """One JSON array, written as records arrive; always valid ASCII JSON."""
+    rows = iter(records)
+    first = next(rows, None)  # errors surface before anything is written
+    if first is None:
+        out.write("[]\n")
+        return
+    dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+    out.write("[" + dumps(first))
+    for record in rows:
+        out.write(",\n" + dumps(record))
+    out.write("]\n")

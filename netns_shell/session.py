@@ -1,0 +1,251 @@
+"""A shell session: where it is, what it can run, and the one error boundary.
+
+The session owns the namespace handles (the one the shell started in and
+the current one), the command registry and the console.  `execute` runs a
+line of `;`-separated commands: split, look up, check the arguments against
+the spec, call the handler, render the result.  Expected failures are typed
+exceptions and become one line; anything else is logged with its traceback
+to the debug log and reported in one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import shlex
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .commands.registry import Registry, parse_arguments
+from .discovery import NamespaceEntry, discover
+from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
+from .namespace import NetNamespace
+from .render import Console, Renderer
+
+__all__ = ["Session", "debug_log_path", "split_commands"]
+
+log = logging.getLogger("netns_shell")
+
+_DISCOVERY_TTL = 2.0
+
+
+def split_commands(line: str) -> list[list[str]]:
+    """Split a line into commands (on unquoted ';') made of shell-like words."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=";")
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    commands: list[list[str]] = [[]]
+    try:
+        for token in lexer:
+            if token and set(token) == {";"}:
+                commands.append([])
+            else:
+                commands[-1].append(token)
+    except ValueError as exc:  # unbalanced quotes
+        raise UsageError(f"cannot parse the line: {exc}") from None
+    return [words for words in commands if words]
+
+
+def state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "netns-shell")
+
+
+def debug_log_path() -> str:
+    return os.path.join(state_dir(), "debug.log")
+
+
+@dataclass
+class Session:
+    """Everything one running shell knows; handlers receive it."""
+
+    registry: Registry
+    console: Console = field(default_factory=Console)
+    read_only: bool = False
+    home: NetNamespace = field(default_factory=NetNamespace.current)
+    current: NetNamespace | None = None
+    #: called with the session after the current namespace changes
+    on_switch: list[Callable[[Session], None]] = field(default_factory=list)
+    #: enrichers add labels (container, network names) to discovered namespaces
+    enrichers: list[Callable[[list[NamespaceEntry]], None]] = field(default_factory=list)
+    _entries: list[NamespaceEntry] | None = None
+    _entries_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.current is None:
+            self.current = self.home
+        self.renderer = Renderer(self.console)
+        self.last_status = 0
+
+    # --------------------------------------------------------- namespaces
+    @property
+    def namespace(self) -> NetNamespace:
+        """The namespace commands act on."""
+        assert self.current is not None
+        return self.current
+
+    def namespaces(self, *, details: bool = False, fresh: bool = False) -> list[NamespaceEntry]:
+        """Discovered namespaces (cached for a moment; `details` counts links)."""
+        stale = time.monotonic() - self._entries_at > _DISCOVERY_TTL
+        if details or fresh or stale or self._entries is None:
+            self._entries = self.discover(details=details)
+            self._entries_at = time.monotonic()
+        return self._entries
+
+    def discover(self, *, details: bool = False) -> list[NamespaceEntry]:
+        """Discover namespaces now and run the enrichers (no caching; any thread)."""
+        entries = discover(details=details)
+        for enrich in self.enrichers:
+            try:
+                enrich(entries)
+            except Exception:  # enrichment is optional by design
+                log.debug("enricher failed", exc_info=True)
+        return entries
+
+    def entry_for(self, ns: NetNamespace) -> NamespaceEntry | None:
+        for entry in self.namespaces():
+            if entry.inode == ns.inode and entry.dev == ns.dev:
+                return entry
+        return None
+
+    def resolve(self, target: str) -> NetNamespace:
+        """Open a namespace named by path, `pid:N`, name, unique prefix or inode."""
+        if "/" in target:
+            return NetNamespace.open_path(target)
+        if target.startswith("pid:"):
+            try:
+                pid = int(target[4:])
+            except ValueError:
+                raise UsageError(f"'{target}': expected pid:NUMBER") from None
+            return NetNamespace.open_pid(pid)
+        return self.find_entry(target).open()
+
+    def find_entry(self, target: str) -> NamespaceEntry:
+        entries = [e for e in self.namespaces(fresh=True) if e.inode is not None or e.error]
+        exact = [
+            e
+            for e in entries
+            if target in (e.name, *map(os.path.basename, e.paths))
+            or target in e.labels.get("aliases", ())
+        ]
+        if not exact and target.isdigit():
+            exact = [e for e in entries if e.inode == int(target)]
+        if not exact:
+            exact = [
+                e
+                for e in entries
+                if e.name.startswith(target)
+                or any(a.startswith(target) for a in e.labels.get("aliases", ()))
+            ]
+        unique = {(e.dev, e.inode, e.name): e for e in exact}
+        if len(unique) == 1:
+            return next(iter(unique.values()))
+        if not unique:
+            names = [e.name for e in entries]
+            close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; 'ns' lists them"
+            raise NamespaceError(f"no namespace named '{target}'{hint}")
+        shown = ", ".join(sorted(e.name for e in unique.values())[:6])
+        raise NamespaceError(
+            f"'{target}' matches {len(unique)} namespaces: {shown}; give more of the name"
+        )
+
+    def label_for(self, ns: NetNamespace) -> str:
+        entry = self.entry_for(ns)
+        if entry is None:
+            return ns.label
+        friendly = entry.labels.get("container") or entry.labels.get("network")
+        return f"{entry.name} ({friendly})" if friendly else entry.name
+
+    def switch_to(self, ns: NetNamespace) -> None:
+        """Make `ns` the current namespace (the old handle is closed)."""
+        previous = self.current
+        ns.label = self.label_for(ns)
+        self.current = ns
+        if previous is not None and previous is not self.home and previous is not ns:
+            previous.close()
+        for callback in self.on_switch:
+            callback(self)
+
+    def go_home(self) -> None:
+        self.switch_to(self.home)
+
+    # ---------------------------------------------------------- execution
+    def execute(self, line: str) -> int:
+        """Run a line of commands; the status is that of the last failing one (or 0)."""
+        status = 0
+        try:
+            commands = split_commands(line)
+        except UsageError as exc:
+            self.console.error(str(exc))
+            return exc.exit_status
+        for words in commands:
+            result_status = self.run_command(words)
+            if result_status:
+                status = result_status
+        self.last_status = status
+        return status
+
+    def run_command(self, words: list[str]) -> int:
+        """Run one command through the error boundary; returns its exit status."""
+        try:
+            command = self.registry.lookup(words[0])
+            if self.read_only and command.changes_state:
+                raise UsageError(f"{command.name}: disabled in --read-only mode")
+            args = parse_arguments(command, words[1:])
+            result = command.handler(self, args)
+            self.renderer.render(result)
+            return result.status
+        except ExitShell:
+            raise
+        except NetnsShellError as exc:
+            self.console.error(str(exc))
+            return exc.exit_status
+        except KeyboardInterrupt:
+            self.console.stderr.write("^C\n")
+            return 130
+        except BrokenPipeError:
+            _silence_broken_stdout()
+            return 0
+        except OSError as exc:
+            self.console.error(f"{words[0]}: {exc.strerror or exc}")
+            log.debug("OSError in %s", words, exc_info=True)
+            return 1
+        except Exception as exc:  # the last line of defence: never a traceback on screen
+            path = _log_internal_error(words, exc)
+            self.console.error(
+                f"internal error in '{words[0]}': {type(exc).__name__}: {exc} (details in {path})"
+            )
+            return 1
+
+    def close(self) -> None:
+        if self.current is not None and self.current is not self.home:
+            self.current.close()
+        self.home.close()
+
+
+def _silence_broken_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so interpreter exit does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _log_internal_error(words: list[str], exc: BaseException) -> str:
+    path = debug_log_path()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(words)!r}\n")
+            fh.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return "(debug log not writable)"
+    return path

@@ -1,0 +1,128 @@
+"""`ns` against `ip netns list` and `lsns -t net`: every namespace found, paths and kinds right."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from tests.conftest import netns_shell
+
+
+def _ns(env: dict | None = None) -> list[dict]:
+    run = netns_shell("--json", "--list", env=env)
+    assert run.status == 0, run.stderr
+    return run.json
+
+
+def _lsns() -> list[dict]:
+    return json.loads(subprocess.check_output(["lsns", "-t", "net", "-J"]))["namespaces"]
+
+
+def test_every_lsns_namespace_is_listed(lab):
+    before = _lsns()
+    mine = {r["inode"]: r for r in _ns()}
+    after = {n["ns"] for n in _lsns()}
+    for ns in before:
+        if ns["ns"] not in after:
+            continue  # went away meanwhile (another test)
+        assert ns["ns"] in mine, ns
+        if ns.get("nsfs"):
+            real = {os.path.realpath(p) for p in mine[ns["ns"]]["paths"]}
+            assert os.path.realpath(ns["nsfs"]) in real
+        if ns.get("pid"):
+            assert ns["pid"] in mine[ns["ns"]]["pids"] or not os.path.exists(f"/proc/{ns['pid']}")
+
+
+def test_every_ip_netns_name_is_listed_with_its_path(lab):
+    names = subprocess.check_output(["ip", "netns", "list"], text=True).split("\n")
+    names = [line.split()[0] for line in names if line.strip()]
+    records = _ns()
+    by_path = {p: r for r in records for p in r["paths"]}
+    for role in lab.roles:
+        assert lab.name(role) in names
+        record = by_path[lab.path(role)]
+        assert record["name"] == lab.name(role)
+        assert record["kind"] == "named"
+        assert record["inode"] == os.stat(lab.path(role)).st_ino
+    assert by_path[lab.entry_path]["links"] == 2 + 1 + len(lab.members)  # lo, br0, vxlan0, veths
+
+
+def test_host_namespace_first_and_current_marked():
+    records = _ns()
+    assert records[0]["kind"] == "host"
+    current = [r for r in records if r["current"]]
+    assert len(current) == 1
+    assert current[0]["inode"] == os.stat("/proc/self/ns/net").st_ino
+
+
+def test_process_only_namespace(process_netns):
+    inode = os.stat(f"/proc/{process_netns}/ns/net").st_ino
+    record = next(r for r in _ns() if r["inode"] == inode)
+    assert record["kind"] == "process"
+    assert record["paths"] == []
+    assert record["pids"] == [process_netns]
+    assert record["processes"] == [{"pid": process_netns, "comm": "sleep"}]
+    assert record["name"] == f"pid:{process_netns}"
+    run = netns_shell(record["name"], "--json", "-c", "links")
+    assert [link["ifname"] for link in run.json] == ["lo"]
+
+
+def test_docker_and_cni_kinds_from_file_names(tmpdir_clean):
+    docker = tmpdir_clean / "docker" / "netns"
+    cni = tmpdir_clean / "netns"
+    docker.mkdir(parents=True)
+    cni.mkdir()
+    names = {
+        docker / "1-abcdefgh12": "docker overlay",
+        docker / "lb_abcdefgh1": "docker lb",
+        docker / "ingress_sbox": "docker ingress",
+        docker / "0123456789ab": "docker sandbox",
+        cni / "cni-1b2c3d4e-0000-1111-2222-333344445555": "cni pod",
+        cni / "plain": "named",
+    }
+    for path in names:
+        path.touch()
+        subprocess.run(["unshare", f"--net={path}", "true"], check=True)
+    broken = docker / "0123456789cd"
+    broken.touch()  # an empty file: a bind mount that did not propagate
+    records = _ns({"NETNS_SHELL_PATH": f"{docker}:{cni}"})
+    by_path = {p: r for r in records for p in r["paths"]}
+    for path, kind in names.items():
+        assert by_path[str(path)]["kind"] == kind, path
+        assert by_path[str(path)]["name"] == path.name
+        assert by_path[str(path)]["links"] == 1  # lo
+    assert by_path[str(broken)]["kind"] == "broken"
+    assert ":rslave" in by_path[str(broken)]["error"]
+    # entering through the name works like through the path
+    run = netns_shell(
+        "1-abcdefgh12", "--json", "-c", "links", env={"NETNS_SHELL_PATH": str(docker)}
+    )
+    assert run.status == 0, run.stderr
+
+
+def test_bind_mount_elsewhere_is_found(tmpdir_clean):
+    path = tmpdir_clean / "somewhere" / "held"
+    path.parent.mkdir()
+    path.touch()
+    subprocess.run(["unshare", f"--net={path}", "true"], check=True)
+    record = next(r for r in _ns() if str(path) in r["paths"])
+    assert record["kind"] == "bind mount"
+    assert record["inode"] == os.stat(path).st_ino
+
+
+def test_two_paths_one_namespace(tmpdir_clean, netns):
+    alias = tmpdir_clean / "alias"
+    alias.touch()
+    subprocess.run(["mount", "--bind", f"/var/run/netns/{netns}", str(alias)], check=True)
+    record = next(r for r in _ns() if r["name"] == netns)
+    assert f"/var/run/netns/{netns}" in record["paths"]
+    assert str(alias) in record["paths"]
+
+
+def test_human_listing_marks_current_and_shows_names(lab):
+    run = netns_shell("--net", lab.entry_path, "--list")
+    assert run.status == 0
+    line = next(x for x in run.stdout.splitlines() if lab.overlay in x)
+    assert line.startswith("* ")
+    assert "named" in line

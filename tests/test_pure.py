@@ -1,0 +1,226 @@
+"""Pure tests: registry, argument parsing, rendering, sanitizing, completion, line splitting."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from netns_shell.commands import build_registry
+from netns_shell.commands.registry import Command, Param, Registry, parse_arguments
+from netns_shell.completion import CompletionState, candidates, expected_at
+from netns_shell.errors import UsageError
+from netns_shell.render import Column, Console, Renderer, Result, write_json, write_plain
+from netns_shell.sanitize import for_terminal
+from netns_shell.session import split_commands
+
+REGISTRY = build_registry()
+
+
+# ---------------------------------------------------------------- registry
+def test_every_command_has_help_and_a_usage():
+    for command in REGISTRY:
+        assert command.summary and len(command.summary) < 100, command.name
+        assert command.usage().startswith(command.name)
+        for param in command.params:
+            assert param.help, (command.name, param.dest)
+
+
+def test_design_command_names_are_registered():
+    for name in (
+        "ns",
+        "use",
+        "host",
+        "links",
+        "routes",
+        "neigh",
+        "fdb",
+        "bridges",
+        "exec",
+        "help",
+        "exit",
+        "quit",
+    ):
+        assert REGISTRY.get(name) is not None, name
+
+
+def test_registering_a_name_twice_is_an_error():
+    registry = Registry()
+    registry.add(Command("x", "one", lambda s, a: Result()))
+    with pytest.raises(ValueError):
+        registry.add(Command("x", "two", lambda s, a: Result()))
+    with pytest.raises(ValueError):
+        registry.add(Command("y", "three", lambda s, a: Result(), aliases=("x",)))
+
+
+def test_unknown_command_suggests_closest():
+    with pytest.raises(UsageError, match="did you mean 'neigh'"):
+        REGISTRY.lookup("neihg")
+    with pytest.raises(UsageError, match="did you mean 'neighbours'"):
+        REGISTRY.lookup("nieghbours")
+    with pytest.raises(UsageError, match="type 'help'"):
+        REGISTRY.lookup("zzzzzz")
+
+
+# ---------------------------------------------------------------- parsing
+def test_parse_iproute2_style_keywords_and_switches():
+    routes = REGISTRY.get("routes")
+    args = parse_arguments(routes, ["-6", "table", "all", "dev", "eth0"])
+    assert args == {"family": 10, "table": 0, "dev": "eth0"}
+    assert parse_arguments(routes, [])["table"] is None
+    assert parse_arguments(REGISTRY.get("fdb"), ["br", "br0"])["bridge"] == "br0"
+
+
+def test_parse_rest_keeps_everything_after_the_program():
+    args = parse_arguments(REGISTRY.get("exec"), ["-u", "ip", "-j", "link", "--", "x"])
+    assert args["uts"] is True and args["command"] == ["ip", "-j", "link", "--", "x"]
+
+
+@pytest.mark.parametrize(
+    "words,message",
+    [
+        (["-x"], "unknown option '-x'"),
+        (["eth0", "eth1"], "unexpected argument 'eth1'"),
+    ],
+)
+def test_parse_errors(words, message):
+    with pytest.raises(UsageError, match=message):
+        parse_arguments(REGISTRY.get("links"), words)
+
+
+def test_parse_missing_required_and_bad_value():
+    with pytest.raises(UsageError, match="missing TARGET"):
+        parse_arguments(REGISTRY.get("use"), [])
+    with pytest.raises(UsageError, match="unknown routing table"):
+        parse_arguments(REGISTRY.get("routes"), ["table", "nope"])
+    command = Command(
+        "n",
+        "n",
+        lambda s, a: Result(),
+        params=(Param("count", ("-c",), metavar="N", convert=int, help="n"),),
+    )
+    with pytest.raises(UsageError, match="invalid value 'x'"):
+        parse_arguments(command, ["-c", "x"])
+    assert parse_arguments(command, ["-c", "5"]) == {"count": 5}
+
+
+def test_split_commands():
+    assert split_commands("links -d; fdb br br0;neigh") == [
+        ["links", "-d"],
+        ["fdb", "br", "br0"],
+        ["neigh"],
+    ]
+    assert split_commands("exec sh -c 'echo a; echo b'") == [["exec", "sh", "-c", "echo a; echo b"]]
+    assert split_commands(";; ;") == []
+    with pytest.raises(UsageError):
+        split_commands("exec 'open")
+
+
+# -------------------------------------------------------------- rendering
+HOSTILE = "eth\x1b[31m0\x07\udcff\u202e"
+
+
+def test_sanitize_makes_controls_visible():
+    shown = for_terminal(HOSTILE)
+    assert shown == "eth\\x1b[31m0\\x07\\xff\\u202e"
+    assert all(ch.isprintable() for ch in shown)
+    assert for_terminal("plain-name") == "plain-name"
+    assert for_terminal("a\\b") == "a\\\\b"  # backslashes escaped: no ambiguity
+
+
+def test_json_stays_valid_and_exact_with_hostile_strings():
+    out = io.StringIO()
+    write_json(iter([{"ifname": HOSTILE, "n": 1}]), out)
+    text = out.getvalue()
+    assert text.isascii() and "\x1b" not in text
+    (record,) = json.loads(text)
+    assert record["ifname"] == HOSTILE
+    assert record["ifname"].encode("utf-8", "surrogateescape") == HOSTILE.encode(
+        "utf-8", "surrogateescape"
+    )
+
+
+def test_json_empty_is_an_empty_array():
+    out = io.StringIO()
+    write_json(iter([]), out)
+    assert json.loads(out.getvalue()) == []
+
+
+def test_plain_output_aligned_and_sanitized():
+    out = io.StringIO()
+    rows = [{"a": "x", "b": 1}, {"a": HOSTILE, "b": 22}]
+    write_plain(rows, (Column.key("A", "a"), Column.key("B", "b")), out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["A", "B"]
+    assert "\x1b" not in out.getvalue()
+    assert len({line.index(b) for line, b in zip(lines, ["B", "1", "22"], strict=True)}) == 1
+
+
+def test_plain_output_streams_past_the_width_sample():
+    consumed = []
+
+    def rows():
+        for i in range(5000):
+            consumed.append(i)
+            yield {"n": i}
+
+    class Probe(io.StringIO):
+        lines_seen_when_first_written = None
+
+        def write(self, text):
+            if self.lines_seen_when_first_written is None:
+                self.lines_seen_when_first_written = len(consumed)
+            return super().write(text)
+
+    out = Probe()
+    write_plain(rows(), (Column.key("N", "n"),), out)
+    assert out.lines_seen_when_first_written <= 1000  # did not wait for the whole table
+    assert len(out.getvalue().splitlines()) == 5001
+
+
+def test_renderer_json_mode_sends_notes_to_stderr():
+    console = Console(stdout=io.StringIO(), stderr=io.StringIO(), json=True)
+    Renderer(console).render(Result.note("now in x"))
+    Renderer(console).render(Result.table(iter([{"k": 1}]), (Column.key("K", "k"),)))
+    assert json.loads(console.stdout.getvalue()) == [{"k": 1}]
+    assert console.stderr.getvalue() == "now in x\n"
+
+
+# ------------------------------------------------------------- completion
+STATE = CompletionState(
+    namespaces={"1-9tp0f348do": "docker overlay", "blue": "named"},
+    interfaces={"br0": "bridge", "vxlan0": "vxlan", "veth0": "veth"},
+    bridges=("br0",),
+)
+
+
+def _complete(text: str) -> list[str]:
+    return [word for word, _ in candidates(expected_at(REGISTRY, text), REGISTRY, STATE)]
+
+
+def test_complete_command_names():
+    assert _complete("") == REGISTRY.names(aliases=True)
+    assert _complete("li") == ["links"]
+    assert "fdb" in _complete("f")
+
+
+def test_complete_namespaces_after_use():
+    assert _complete("use ") == ["1-9tp0f348do", "blue"]
+    assert _complete("use 1-") == ["1-9tp0f348do"]
+
+
+def test_complete_interfaces_and_bridges_by_keyword():
+    assert _complete("fdb br ") == ["br0"]
+    assert _complete("fdb dev v") == ["vxlan0", "veth0"]
+    assert set(_complete("fdb ")) == {"br", "dev"}
+    assert _complete("fdb br br0 ") == ["dev"]
+    assert _complete("links ") == ["br0", "vxlan0", "veth0"]
+    assert "table" in _complete("routes ")
+    assert _complete("routes table a") == ["all"]
+
+
+def test_complete_options_and_after_semicolon():
+    assert _complete("links -") == ["-d", "--details"]
+    assert _complete("neigh -4; fdb b") == ["br"]
+    assert _complete("nosuchcommand ") == []

@@ -1,0 +1,148 @@
+"""The REPL driven like a person at a terminal (pexpect): commands, Tab, Ctrl-C, exit."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pexpect
+import pytest
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+PROMPT = r"\](\x1b\[[0-9;]*m)*> ?"  # '...[namespace]> ' with the label in bold
+
+
+@pytest.fixture
+def shell(tmp_path):
+    """Start `netns-shell` in a pseudo-terminal with a temporary home."""
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "TERM": "xterm",
+        "PAGER": "cat",
+    }
+    children = []
+
+    def start(*args: str) -> pexpect.spawn:
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "netns_shell", *args],
+            env=env,
+            encoding="utf-8",
+            timeout=20,
+            dimensions=(50, 200),
+        )
+        children.append(child)
+        child.expect(PROMPT)
+        return child
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+def _screen(child: pexpect.spawn) -> str:
+    return ANSI.sub("", child.before or "")
+
+
+def test_person_at_the_prompt(shell, lab, tmp_path):
+    child = shell()
+    child.sendline("ns")
+    child.expect_exact(lab.overlay)
+    child.expect(PROMPT)
+    # Tab completes the namespace name from a unique prefix
+    child.send(f"use {lab.overlay[:-2]}")
+    child.send("\t")
+    child.send("\r")
+    child.expect_exact(f"now in {lab.overlay}")
+    child.expect(re.escape(f"[{lab.overlay}") + PROMPT)  # the prompt names the namespace
+    # Tab after 'fdb br ' offers the bridge of this namespace
+    child.send("fdb br b\t")
+    child.send("\r")
+    child.expect_exact(lab.remotes[0].vtep)
+    child.expect(PROMPT)
+    # Ctrl-C at the prompt clears the line and does not leave
+    child.send("links this-is-discarded")
+    child.sendintr()
+    child.expect(PROMPT)
+    child.sendline("links vxlan0")
+    child.expect_exact("vxlan0")
+    child.expect(PROMPT)
+    transcript = _screen(child)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (
+        "Traceback" not in transcript
+        and "this-is-discarded" not in transcript.split("links vxlan0")[-1]
+    )
+    history = (tmp_path / "state" / "netns-shell" / "history").read_text()
+    # the history shows what Tab made of the typed prefixes
+    assert f"use {lab.overlay}\n" in history
+    assert "fdb br br0\n" in history and "links vxlan0" in history
+
+
+def test_errors_at_the_prompt_do_not_leave(shell, lab):
+    child = shell("--net", lab.entry_path)
+    for line, answer in (
+        ("lnks", "did you mean 'links'"),
+        ("use no-such-namespace-xyz", "no namespace named"),
+        ("fdb br nosuch", "no interface named 'nosuch'"),
+    ):
+        child.sendline(line)
+        child.expect_exact(answer)
+        child.expect(PROMPT)
+    child.sendline("help fdb")
+    child.expect_exact("usage: fdb")
+    child.expect(PROMPT)
+    child.sendeof()  # Ctrl-D leaves
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_cancels_a_running_command(shell, lab):
+    child = shell("--net", lab.path("c1"))
+    child.sendline("exec sleep 30")
+    _wait_for_child_program(child.pid, "sleep")
+    child.sendintr()
+    child.expect(PROMPT, timeout=5)
+    child.sendline("links eth0")
+    child.expect_exact(lab.members[0].mac)
+    child.sendline("exit 3")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+
+
+def _wait_for_child_program(pid: int, comm: str) -> None:
+    import subprocess
+    import time
+
+    for _ in range(250):
+        found = subprocess.run(["pgrep", "-P", str(pid), "-x", comm], capture_output=True)
+        if found.returncode == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{comm} never started under {pid}")
+
+
+def test_piped_lines_run_like_a_script(lab):
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "netns_shell", "--net", lab.entry_path],
+        input="# comment\nneigh -4 dev br0\nbridges\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for member in lab.members:
+        assert member.ip in proc.stdout
+    assert "br0" in proc.stdout
