@@ -64,13 +64,11 @@ Message = tuple[int, bytes, int, int]
 
 
 class DumpInterruptedError(NetlinkError):
-    """The kernel flagged a dump as inconsistent (NLM_F_DUMP_INTR)."""
+    """A dump is incomplete or inconsistent: the table changed (NLM_F_DUMP_INTR) or
+    messages were lost (ENOBUFS).  `dump_with_retry` retries it."""
 
-    def __init__(self, what: str):
-        super().__init__(
-            f"the {what} table changed during the dump (NLM_F_DUMP_INTR); run the command again",
-            errno.EINTR,
-        )
+    def __init__(self, what: str, reason: str = "was interrupted by a change (NLM_F_DUMP_INTR)"):
+        super().__init__(f"the {what} dump {reason}; run the command again", errno.EINTR)
 
 
 def iter_attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -175,50 +173,76 @@ class NetlinkSocket:
     def settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
 
-    def dump(self, msg_type: int, body: bytes, *, what: str = "netlink") -> Iterator[Message]:
-        """Send a dump request; yield each reply message as it arrives.
+    def dump_chunks(
+        self, msg_type: int, body: bytes, *, what: str = "netlink"
+    ) -> Iterator[tuple[bytes, list[tuple[int, int, int]]]]:
+        """Send a dump request; per datagram received, yield (data, [(type, start, end)]).
 
-        Raises DumpInterruptedError at the end of a dump the kernel flagged as
-        inconsistent, and NetlinkError for an error reply.
+        `start` is where the message payload begins in `data`.  This is the hot
+        path of big tables: callers loop over a chunk's messages without a
+        generator resume per message.  Raises DumpInterruptedError at the end of
+        a dump the kernel flagged inconsistent (NLM_F_DUMP_INTR) or that lost
+        messages (ENOBUFS), and NetlinkError for an error reply.
         """
         seq = self._send(msg_type, NLM_F_REQUEST | NLM_F_DUMP, body)
-        interrupted = False
+        interrupted = lost = False
         unpack = _NLMSGHDR.unpack_from
+        recv = self._sock.recv
         while True:
             try:
-                data = self._sock.recv(_RECV_SIZE)
+                data = recv(_RECV_SIZE)
             except OSError as exc:
-                if exc.errno == errno.ENOBUFS:
-                    raise NetlinkError(
-                        f"{what} dump overran the socket buffer (ENOBUFS)", exc.errno
-                    ) from None
-                raise
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                lost = True  # read on to the end of the dump, then report it
+                continue
+            messages = []
             off, size = 0, len(data)
             while off + 16 <= size:
                 length, kind, flags, mseq, _ = unpack(data, off)
                 if length < 16 or off + length > size:
                     break
-                end = off + length
                 if mseq == seq:
                     if flags & NLM_F_DUMP_INTR:
                         interrupted = True
-                    if kind == NLMSG_DONE:
-                        status = _I32.unpack_from(data, off + 16)[0] if length >= 20 else 0
-                        if status < 0:
-                            raise _netlink_error(-status, what, "")
-                        if interrupted:
-                            raise DumpInterruptedError(what)
-                        return
-                    if kind == NLMSG_ERROR:
-                        code = -_I32.unpack_from(data, off + 16)[0]
-                        if code:
-                            raise _netlink_error(
-                                code, what, _error_message(data, off + 16, end, flags)
-                            )
-                        return
                     if kind > NLMSG_OVERRUN:
-                        yield kind, data, off + 16, end
+                        messages.append((kind, off + 16, off + length))
+                    elif kind == NLMSG_DONE or kind == NLMSG_ERROR:
+                        if messages:
+                            yield data, messages
+                        self._finish(data, off, length, kind, flags, what, interrupted)
+                        if lost:
+                            raise DumpInterruptedError(what, "lost messages (ENOBUFS)")
+                        return
                 off += (length + 3) & ~3
+            if messages:
+                yield data, messages
+
+    def _finish(
+        self,
+        data: bytes,
+        off: int,
+        length: int,
+        kind: int,
+        flags: int,
+        what: str,
+        interrupted: bool,
+    ) -> None:
+        """Check the message that ends a dump (NLMSG_DONE or NLMSG_ERROR)."""
+        code = _I32.unpack_from(data, off + 16)[0] if length >= 20 else 0
+        if code < 0:
+            detail = (
+                _error_message(data, off + 16, off + length, flags) if kind == NLMSG_ERROR else ""
+            )
+            raise _netlink_error(-code, what, detail)
+        if interrupted:
+            raise DumpInterruptedError(what)
+
+    def dump(self, msg_type: int, body: bytes, *, what: str = "netlink") -> Iterator[Message]:
+        """Send a dump request; yield each reply message (type, data, start, end)."""
+        for data, messages in self.dump_chunks(msg_type, body, what=what):
+            for kind, start, end in messages:
+                yield kind, data, start, end
 
     def get(self, msg_type: int, body: bytes, *, what: str = "netlink") -> Message:
         """Send a single (non-dump) request and return the kernel's reply message."""

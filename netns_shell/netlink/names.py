@@ -157,7 +157,7 @@ def address_family(family: int) -> str:
 
 
 def format_mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 def format_address(raw: bytes) -> str:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
-from .core import NetlinkSocket, dump_with_retry, iter_attrs
+from ..records import Shared, SharedRecord
+from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs
 from .links import link_names
 from .names import format_address, format_mac, rt_protocol
 
@@ -26,12 +27,13 @@ AF_BRIDGE = 7
 
 NDA_DST, NDA_LLADDR, NDA_CACHEINFO, NDA_PROBES, NDA_VLAN, NDA_PORT, NDA_VNI = 1, 2, 3, 4, 5, 6, 7
 NDA_IFINDEX, NDA_MASTER, NDA_LINK_NETNSID, NDA_SRC_VNI, NDA_PROTOCOL = 8, 9, 10, 11, 12
-NDA_NH_ID = 13
+NDA_NH_ID, NDA_FLAGS_EXT = 13, 15
 
 NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 NTF_PROXY, NTF_EXT_LEARNED, NTF_ROUTER = 0x08, 0x10, 0x80
 
 _NDMSG = struct.Struct("=BxxxiHBB")
+_NLA = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _U16 = struct.Struct("=H")
 _BE16 = struct.Struct("!H")
@@ -120,6 +122,114 @@ def _parse_neighbour(buf: bytes, start: int, end: int, names: dict[int, str]) ->
     return rec
 
 
+_TEMPLATE_LIMIT = 4096
+_SKIP = (None, None, None)
+_NEIGH_PRINTED = frozenset((NDA_PROTOCOL, NDA_FLAGS_EXT))
+_FDB_PRINTED = frozenset(
+    (
+        NDA_DST,
+        NDA_VLAN,
+        NDA_PORT,
+        NDA_VNI,
+        NDA_IFINDEX,
+        NDA_MASTER,
+        NDA_LINK_NETNSID,
+        NDA_SRC_VNI,
+        NDA_NH_ID,
+    )
+)
+
+
+def _walk(
+    data: bytes, start: int, end: int, unique: tuple[int, ...], printed: frozenset[int]
+) -> tuple[dict[int, bytes], bytes]:
+    """One pass over a message's attributes: (values of `unique` attrs, key bytes).
+
+    The key is the header plus every printed attribute that is not unique to
+    the entry: entries with the same key render the same apart from `unique`.
+    """
+    values: dict[int, bytes] = {}
+    parts = [data[start : start + 12]]
+    off = start + 12
+    unpack = _NLA.unpack_from
+    while off + 4 <= end:
+        length, attr = unpack(data, off)
+        if length < 4:
+            break
+        attr &= NLA_TYPE_MASK
+        if attr in unique:
+            values[attr] = data[off + 4 : off + length]
+        elif attr in printed:
+            parts.append(data[off : off + length])
+        off += (length + 3) & ~3
+    return values, b"".join(parts)
+
+
+def _bounded(cache: dict, key: bytes, template: tuple) -> tuple:
+    if len(cache) >= _TEMPLATE_LIMIT:
+        cache.clear()
+    cache[key] = template
+    return template
+
+
+def _neighbour_template(
+    data: bytes, start: int, end: int, fam: int, ifindex: int, show_all: bool, names: dict[int, str]
+) -> tuple:
+    """(head, tail, Shared) of an entry: the keys before and after `lladdr`; or _SKIP."""
+    nd_family, nd_index, state, flags, _t = _NDMSG.unpack_from(data, start)
+    if nd_family != fam or (ifindex and nd_index != ifindex):
+        return _SKIP
+    # iproute2's default filter: hide NOARP-only and NONE entries
+    if (
+        not show_all
+        and not state & (0xFF & ~NUD_NOARP)
+        and not flags & (NTF_PROXY | NTF_EXT_LEARNED)
+    ):
+        return _SKIP
+    full = _parse_neighbour(data, start, end, names)
+    head = {k: v for k, v in full.items() if k == "dev"}
+    tail = {k: v for k, v in full.items() if k not in ("dst", "dev", "lladdr")}
+    own = frozenset(k for k in ("dst", "lladdr") if k in full)
+    return head, tail, Shared({**head, **tail}, own)
+
+
+def _neighbour_records(
+    data: bytes,
+    messages: list[tuple[int, int, int]],
+    cache: dict,
+    fam: int,
+    ifindex: int,
+    show_all: bool,
+    names: dict[int, str],
+) -> list[dict[str, Any]]:
+    out = []
+    ntop = socket.inet_ntop
+    for kind, start, end in messages:
+        if kind != RTM_NEWNEIGH:
+            continue
+        values, key = _walk(data, start, end, (NDA_DST, NDA_LLADDR), _NEIGH_PRINTED)
+        template = cache.get(key)
+        if template is None:
+            template = _bounded(
+                cache, key, _neighbour_template(data, start, end, fam, ifindex, show_all, names)
+            )
+        head, tail, shared = template
+        if shared is None:
+            continue
+        dst = values.get(NDA_DST)
+        record = SharedRecord(
+            {"dst": ntop(data[start], dst)} if dst and len(dst) in (4, 16) else {}
+        )
+        record.update(head)
+        lladdr = values.get(NDA_LLADDR)
+        if lladdr is not None:
+            record["lladdr"] = lladdr.hex(":")
+        record.update(tail)
+        record.shared = shared
+        out.append(record)
+    return out
+
+
 def list_neighbours(
     namespace: NetNamespace | None,
     *,
@@ -131,7 +241,8 @@ def list_neighbours(
     """Stream ARP/NDP entries as `ip -j neigh show` records.
 
     Like iproute2, entries in state NOARP or NONE are hidden unless `show_all`.
-    `dev` is filtered by the kernel.
+    `dev` is filtered by the kernel.  Entries that share device, state and
+    flags share one template (see records.SharedRecord).
     """
     own = sock is None
     sock = sock or NetlinkSocket(namespace)
@@ -141,22 +252,10 @@ def list_neighbours(
         families = (socket.AF_INET, socket.AF_INET6) if family == socket.AF_UNSPEC else (family,)
 
         def dump(fam: int) -> Iterator[dict[str, Any]]:
-            for kind, buf, start, end in sock.dump(
-                RTM_GETNEIGH, _neigh_request(fam, ifindex), what="neighbour"
-            ):
-                if kind != RTM_NEWNEIGH:
-                    continue
-                nd_family, nd_index, state, flags, _t = _NDMSG.unpack_from(buf, start)
-                if nd_family != fam or (ifindex and nd_index != ifindex):
-                    continue
-                # iproute2's default filter: hide NOARP-only and NONE entries
-                if (
-                    not show_all
-                    and not state & (0xFF & ~NUD_NOARP)
-                    and not flags & (NTF_PROXY | NTF_EXT_LEARNED)
-                ):
-                    continue
-                yield _parse_neighbour(buf, start, end, names)
+            cache: dict[bytes, tuple] = {}
+            request = _neigh_request(fam, ifindex)
+            for data, messages in sock.dump_chunks(RTM_GETNEIGH, request, what="neighbour"):
+                yield from _neighbour_records(data, messages, cache, fam, ifindex, show_all, names)
 
         for fam in families:
             yield from dump_with_retry(lambda fam=fam: dump(fam))
@@ -210,6 +309,49 @@ def _parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[
     return rec
 
 
+def _fdb_template(data: bytes, start: int, end: int, ifindex: int, names: dict[int, str]) -> tuple:
+    """(head, tail, Shared) of an FDB entry: the keys before and after `dst`; or _SKIP."""
+    nd_family, nd_index = _NDMSG.unpack_from(data, start)[:2]
+    if nd_family != AF_BRIDGE or (ifindex and nd_index != ifindex):
+        return _SKIP
+    full = _parse_fdb(data, start, end, names)
+    head = {k: v for k, v in full.items() if k == "ifname"}
+    tail = {k: v for k, v in full.items() if k not in ("mac", "ifname", "dst")}
+    own = frozenset(k for k in ("mac", "dst") if k in full)
+    return head, tail, Shared({**head, **tail}, own)
+
+
+def _fdb_records(
+    data: bytes,
+    messages: list[tuple[int, int, int]],
+    cache: dict,
+    ifindex: int,
+    names: dict[int, str],
+) -> list[dict[str, Any]]:
+    out = []
+    for kind, start, end in messages:
+        if kind != RTM_NEWNEIGH:
+            continue
+        # the MAC and the VTEP (dst) are read per entry: both can be unique
+        values, key = _walk(data, start, end, (NDA_LLADDR, NDA_DST), _FDB_PRINTED)
+        template = cache.get(key)
+        if template is None:
+            template = _bounded(cache, key, _fdb_template(data, start, end, ifindex, names))
+        head, tail, shared = template
+        if shared is None:
+            continue
+        mac = values.get(NDA_LLADDR)
+        record = SharedRecord({"mac": mac.hex(":")} if mac is not None else {})
+        record.update(head)
+        dst = values.get(NDA_DST)
+        if dst is not None:
+            record["dst"] = format_address(dst)
+        record.update(tail)
+        record.shared = shared
+        out.append(record)
+    return out
+
+
 def list_fdb(
     namespace: NetNamespace | None,
     *,
@@ -220,7 +362,8 @@ def list_fdb(
     """Stream bridge FDB entries as `bridge -j fdb show` records.
 
     `bridge` keeps the entries of one bridge (its own and its ports'), `dev`
-    the entries of one port; both are filtered by the kernel.
+    the entries of one port; both are filtered by the kernel.  Entries that
+    differ only in their MAC share one template (see records.SharedRecord).
     """
     own = sock is None
     sock = sock or NetlinkSocket(namespace)
@@ -230,14 +373,10 @@ def list_fdb(
         ifindex = _index_of(names, dev)
 
         def dump() -> Iterator[dict[str, Any]]:
+            cache: dict[bytes, tuple] = {}
             body = _neigh_request(AF_BRIDGE, ifindex, master)
-            for kind, buf, start, end in sock.dump(RTM_GETNEIGH, body, what="fdb"):
-                if kind != RTM_NEWNEIGH:
-                    continue
-                nd_family, nd_index = _NDMSG.unpack_from(buf, start)[:2]
-                if nd_family != AF_BRIDGE or (ifindex and nd_index != ifindex):
-                    continue
-                yield _parse_fdb(buf, start, end, names)
+            for data, messages in sock.dump_chunks(RTM_GETNEIGH, body, what="fdb"):
+                yield from _fdb_records(data, messages, cache, ifindex, names)
 
         yield from dump_with_retry(dump)
     finally:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, UsageError
-from .core import NetlinkSocket, dump_with_retry, iter_attrs
+from ..records import Shared, SharedRecord
+from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs
 from .links import link_names
 from .names import ds_field, format_address, rt_protocol, rt_scope, rt_table, rt_type, table_id
 
@@ -31,6 +32,7 @@ RTA_MARK, RTA_EXPIRES, RTA_NH_ID = 16, 23, 30
 
 _VIA_FAMILIES = {2: "inet", 10: "inet6", 17: "link", 28: "mpls", 7: "bridge"}
 _RTMSG = struct.Struct("=BBBBBBBBI")
+_NLA = struct.Struct("=HH")
 _RTNEXTHOP = struct.Struct("=HBBi")
 _U32 = struct.Struct("=I")
 _CACHEINFO = struct.Struct("=IIi")  # rta_clntref, rta_lastuse, rta_expires
@@ -278,24 +280,147 @@ def list_routes(
             sock.close()
 
 
+# Attributes the attribute-walk path understands; a message with any other attribute
+# is decoded by the full parser (_parse_route), which handles everything iproute2 prints.
+_FAST_ATTRS = frozenset(
+    (RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE, RTA_PREF, RTA_CACHEINFO)
+)
+_TEMPLATE_LIMIT = 4096
+_SKIP = (None, None)  # template of a route the filters drop
+
+
+class _RouteTemplates:
+    """Routes of a big table differ only in their destination.
+
+    A template is the record of a route minus `type` and `dst`, cached under
+    the message bytes without the RTA_DST value (found by a probe at the place
+    the kernel puts it: right after RTA_TABLE).  A hit costs a slice, a dict
+    lookup, an inet_ntop and a dict merge; everything else (including the
+    filters' verdict) was decided once.  Both caches are bounded.
+    """
+
+    def __init__(self, family: int, table: int, oif: int, names: dict[int, str], show_table: bool):
+        self.family, self.table, self.oif = family, table, oif
+        self.names, self.show_table = names, show_table
+        self.by_bytes: dict[bytes, tuple] = {}
+        self.by_attrs: dict[tuple, tuple] = {}
+        # RTA_DST header as it appears for this family: (nla_len, nla_type)
+        self.dst_header = struct.pack("=HH", 8 if family == socket.AF_INET else 20, RTA_DST)
+        self.dst_end = 20 + (8 if family == socket.AF_INET else 20)
+
+    def records(self, data: bytes, messages: list[tuple[int, int, int]]) -> list[RouteRecord]:
+        """The records of one received chunk (a list: one generator layer less per row)."""
+        out: list[RouteRecord] = []
+        append = out.append
+        by_bytes = self.by_bytes
+        dst_header, dst_end = self.dst_header, self.dst_end
+        ntop = socket.inet_ntop
+        for kind, start, end in messages:
+            if kind != RTM_NEWROUTE:
+                continue
+            key = None
+            if data[start + 20 : start + 24] == dst_header:
+                key = data[start : start + 20] + data[start + dst_end : end]
+                template = by_bytes.get(key)
+                if template is not None:
+                    kind_name, shared = template
+                    if shared is None:
+                        continue
+                    text = ntop(data[start], data[start + 24 : start + dst_end])
+                    if data[start + 1] != (dst_end - 24) * 8:
+                        text = f"{text}/{data[start + 1]}"
+                    record = SharedRecord(
+                        {"type": kind_name, "dst": text} if kind_name else {"dst": text}
+                    )
+                    record.update(shared.values)
+                    record.shared = shared
+                    append(record)
+                    continue
+            record, template, cacheable = self._decode(data, start, end)
+            if key is not None and cacheable:
+                if len(by_bytes) >= _TEMPLATE_LIMIT:
+                    by_bytes.clear()
+                by_bytes[key] = template
+            if record is not None:
+                append(record)
+        return out
+
+    def _decode(self, data: bytes, start: int, end: int) -> tuple[RouteRecord | None, tuple, bool]:
+        """Walk the attributes: (record or None if filtered, template, bytes-cacheable)."""
+        header = _RTMSG.unpack_from(data, start)
+        rtm_table, rflags = header[4], header[8]
+        dst = None
+        others: list[Any] = [header]
+        cacheable = slow = False
+        off = start + 12
+        while off + 4 <= end:
+            length, attr = _NLA.unpack_from(data, off)
+            if length < 4:
+                break
+            attr &= NLA_TYPE_MASK
+            if attr == RTA_DST:
+                dst = data[off + 4 : off + length]
+            elif attr == RTA_CACHEINFO:
+                # lastuse/used change from route to route: key on what is printed
+                others.append(("expires", _CACHEINFO.unpack_from(data, off + 4)[2]))
+            elif attr in _FAST_ATTRS:
+                if attr == RTA_TABLE:
+                    rtm_table = _U32.unpack_from(data, off + 4)[0]
+                others.append(data[off : off + length])
+            else:
+                slow = True
+            off += (length + 3) & ~3
+        cacheable = not any(isinstance(o, tuple) and o and o[0] == "expires" for o in others[1:])
+        if rflags & RTM_F_CLONED or (self.table and rtm_table != self.table):
+            return None, _SKIP, cacheable and not slow
+        if slow:
+            record = _parse_route(data, start, end, self.names, self.show_table)
+            return (None if self._filtered(record) else record), _SKIP, False
+        key = tuple(others)
+        template = self.by_attrs.get(key)
+        if template is None:
+            if len(self.by_attrs) >= _TEMPLATE_LIMIT:
+                self.by_attrs.clear()
+            full = _parse_route(data, start, end, self.names, self.show_table)
+            if self._filtered(full):
+                template = _SKIP
+            else:
+                kind_name = full.pop("type", None)
+                full.pop("dst")
+                own = frozenset(("type", "dst") if kind_name else ("dst",))
+                template = (kind_name, Shared(full, own))
+            self.by_attrs[key] = template
+        kind_name, shared = template
+        if shared is None:
+            return None, template, cacheable
+        if dst is None:
+            text = (
+                "default"
+                if not header[1]
+                else _parse_route(data, start, end, self.names, self.show_table)["dst"]
+            )
+        else:
+            text = socket.inet_ntop(header[0], dst)
+            if header[1] != len(dst) * 8:
+                text = f"{text}/{header[1]}"
+        record = SharedRecord({"type": kind_name, "dst": text} if kind_name else {"dst": text})
+        record.update(shared.values)
+        record.shared = shared
+        return record, template, cacheable
+
+    def _filtered(self, record: RouteRecord) -> bool:
+        return (
+            bool(self.oif)
+            and record.get("dev") != self.names.get(self.oif)
+            and "nexthops" not in record
+        )
+
+
 def _routes(
     sock: NetlinkSocket, family: int, table: int, oif: int, names: dict[int, str], show_table: bool
 ) -> Iterator[RouteRecord]:
-    unpack = _RTMSG.unpack_from
-    for kind, buf, start, end in sock.dump(
-        RTM_GETROUTE, _route_request(family, table, oif), what="route"
-    ):
-        if kind != RTM_NEWROUTE:
-            continue
-        rtm_table, rflags = unpack(buf, start)[4], unpack(buf, start)[8]
-        if rflags & RTM_F_CLONED:
-            continue
-        if table and rtm_table != table and (rtm_table != 252 or table < 256):
-            # rtm_table is 252 (RT_TABLE_COMPAT) for ids >= 256: RTA_TABLE decides
-            continue
-        rec = _parse_route(buf, start, end, names, show_table)
-        if table >= 256 and rec.get("table") != rt_table(table):
-            continue
-        if oif and rec.get("dev") != names.get(oif) and "nexthops" not in rec:
-            continue
-        yield rec
+    """Stream the routes of one family (see _RouteTemplates for how it is fast)."""
+    templates = _RouteTemplates(family, table, oif, names, show_table)
+    request = _route_request(family, table, oif)
+    for data, messages in sock.dump_chunks(RTM_GETROUTE, request, what="route"):
+        yield from templates.records(data, messages)
