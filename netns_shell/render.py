@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from .records import Shared, SharedRecord
 from .sanitize import for_terminal
 
 __all__ = ["Column", "Console", "Renderer", "Result", "format_cell"]
@@ -33,14 +34,25 @@ _WIDTH_SAMPLE = 1000
 
 @dataclass(frozen=True)
 class Column:
-    """A column of a human-readable table: its header and how to get a cell."""
+    """A column of a human-readable table: its header and how to get a cell.
+
+    `key` is set for columns that show one record key as is (the renderer then
+    reads it directly); `safe` marks values that can never hold control
+    characters (numbers, addresses from inet_ntop), which skip sanitizing.
+    """
 
     header: str
     value: Callable[[Record], Any]
+    key: str | None = None
+    safe: bool = False
+    #: the record keys `value` reads (None: unknown), so a cell can be reused
+    #: for every record sharing those keys (see records.SharedRecord)
+    reads: tuple[str, ...] | None = None
 
     @classmethod
-    def key(cls, header: str, key: str) -> Column:
-        return cls(header, lambda r: r.get(key))
+    def of(cls, header: str, key: str, *, safe: bool = False) -> Column:
+        """A column showing record[key]."""
+        return cls(header, lambda r: r.get(key), key=key, safe=safe, reads=(key,))
 
 
 @dataclass
@@ -205,48 +217,145 @@ def _widths_of(table: str) -> list[int]:
     return [len(part) for part in rule.split("  ")]
 
 
+_CELL_CACHE_LIMIT = 4096
+_BATCH = 256
+
+
+def format_safe_cell(value: Any) -> str:
+    """format_cell for values that cannot hold control characters."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class RowFormatter:
+    """Turns records into aligned lines, fast enough for tables of a million rows.
+
+    Cells are formatted once per distinct value and column (small bounded
+    caches: devices, gateways, states repeat; unique values just miss), and a
+    row is one %-format of the cells with the widths fixed up front.
+    """
+
+    def __init__(self, columns: Sequence[Column], widths: Sequence[int]):
+        self.columns = list(columns)
+        self._caches: list[dict[Any, str]] = [{} for _ in columns]
+        self._shared: dict[Shared, tuple[list[str], list[int]]] = {}
+        self._format = "  ".join(f"%-{w}s" for w in widths[:-1])
+        self._format = f"{self._format}  %s" if self._format else "%s"
+
+    def cell(self, index: int, record: Record) -> str:
+        column, cache = self.columns[index], self._caches[index]
+        value = record.get(column.key) if column.key is not None else column.value(record)
+        kind = value.__class__
+        if kind is str and column.safe:
+            return value
+        if kind is str or kind is int or value is None:
+            cell = cache.get(value)
+            if cell is None:
+                cell = format_safe_cell(value) if column.safe else format_cell(value)
+                if len(cache) < _CELL_CACHE_LIMIT:
+                    cache[value] = cell
+            return cell
+        if kind is list and not value:
+            return ""
+        return format_safe_cell(value) if column.safe else format_cell(value)
+
+    def cells(self, record: Record) -> tuple[str, ...]:
+        if record.__class__ is SharedRecord:
+            shared = record.shared
+            entry = self._shared.get(shared)
+            if entry is None:
+                entry = self._shared_cells(record)
+            template, todo = entry
+            if not todo:
+                return tuple(template)
+            out = template.copy()
+            for index in todo:
+                out[index] = self.cell(index, record)
+            return tuple(out)
+        return tuple([self.cell(index, record) for index in range(len(self.columns))])
+
+    def _shared_cells(self, record: SharedRecord) -> tuple[list[str], list[int]]:
+        """Cells every record of `record.shared` has in common, and the indexes to compute."""
+        own = record.shared.own_keys
+        template, todo = [], []
+        for index, column in enumerate(self.columns):
+            if column.reads is not None and own.isdisjoint(column.reads):
+                template.append(self.cell(index, record))
+            else:
+                template.append("")
+                todo.append(index)
+        if len(self._shared) >= _CELL_CACHE_LIMIT:
+            self._shared.clear()
+        entry = self._shared[record.shared] = (template, todo)
+        return entry
+
+    @property
+    def row_format(self) -> str:
+        """The %-format of a line (apply to `cells(record)`, then rstrip)."""
+        return self._format
+
+    def line(self, cells: tuple[str, ...]) -> str:
+        return (self._format % cells).rstrip()
+
+
 def write_plain(records: Iterable[Record], columns: Sequence[Column], out: IO[str]) -> None:
     """Header and aligned lines; widths from the first rows, the rest streamed."""
     rows = iter(records)
     sample = list(itertools.islice(rows, _WIDTH_SAMPLE))
-    cells = [[format_cell(c.value(r)) for c in columns] for r in sample]
-    headers = [c.header for c in columns]
+    probe = RowFormatter(columns, [0] * len(columns))
+    cells = [probe.cells(r) for r in sample]
+    headers = tuple(c.header for c in columns)
     widths = [len(h) for h in headers]
     for row in cells:
         for i, cell in enumerate(row):
             if len(cell) > widths[i]:
                 widths[i] = len(cell)
-    out.write(_join(headers, widths) + "\n")
-    for row in cells:
-        out.write(_join(row, widths) + "\n")
+    formatter = RowFormatter(columns, widths)
+    out.write("\n".join(formatter.line(row) for row in [headers, *cells]) + "\n")
     write_plain_rows(rows, columns, widths, out)
 
 
 def write_plain_rows(
-    rows: Iterable[Record], columns: Sequence[Column], widths: list[int], out: IO[str]
+    rows: Iterable[Record], columns: Sequence[Column], widths: Sequence[int], out: IO[str]
 ) -> None:
-    getters = [c.value for c in columns]
-    write = out.write
+    """Format and write rows with fixed widths, in batches of lines."""
+    formatter = RowFormatter(columns, widths)
+    cells, row_format = formatter.cells, formatter.row_format
+    batch: list[str] = []
+    append = batch.append
     for record in rows:
-        write(_join([format_cell(g(record)) for g in getters], widths) + "\n")
-
-
-def _join(cells: list[str], widths: list[int]) -> str:
-    last = len(cells) - 1
-    return "  ".join(
-        cell if i == last else cell.ljust(widths[i]) for i, cell in enumerate(cells)
-    ).rstrip()
+        append((row_format % cells(record)).rstrip())
+        if len(batch) >= _BATCH:
+            out.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        out.write("\n".join(batch) + "\n")
 
 
 def write_json(records: Iterable[Record], out: IO[str]) -> None:
-    """One JSON array, written as records arrive; always valid ASCII JSON."""
+    """One JSON array, written as records arrive; always valid ASCII JSON.
+
+    Records are encoded in batches by the C encoder (one call per batch, not
+    per record): the array is compact, like `ip -j`.
+    """
     rows = iter(records)
     first = next(rows, None)  # errors surface before anything is written
     if first is None:
         out.write("[]\n")
         return
-    dumps = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
-    out.write("[" + dumps(first))
-    for record in rows:
-        out.write(",\n" + dumps(record))
+    encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+    batch = [first]
+    out.write("[")
+    separator = ""
+    while batch:
+        batch.extend(itertools.islice(rows, _BATCH - len(batch)))
+        out.write(separator + encode(batch)[1:-1])
+        separator = ","
+        batch = []
+        nxt = next(rows, None)
+        if nxt is not None:
+            batch.append(nxt)
     out.write("]\n")

@@ -150,7 +150,7 @@ def test_json_empty_is_an_empty_array():
 def test_plain_output_aligned_and_sanitized():
     out = io.StringIO()
     rows = [{"a": "x", "b": 1}, {"a": HOSTILE, "b": 22}]
-    write_plain(rows, (Column.key("A", "a"), Column.key("B", "b")), out)
+    write_plain(rows, (Column.of("A", "a"), Column.of("B", "b")), out)
     lines = out.getvalue().splitlines()
     assert lines[0].split() == ["A", "B"]
     assert "\x1b" not in out.getvalue()
@@ -174,7 +174,7 @@ def test_plain_output_streams_past_the_width_sample():
             return super().write(text)
 
     out = Probe()
-    write_plain(rows(), (Column.key("N", "n"),), out)
+    write_plain(rows(), (Column.of("N", "n"),), out)
     assert out.lines_seen_when_first_written <= 1000  # did not wait for the whole table
     assert len(out.getvalue().splitlines()) == 5001
 
@@ -182,7 +182,7 @@ def test_plain_output_streams_past_the_width_sample():
 def test_renderer_json_mode_sends_notes_to_stderr():
     console = Console(stdout=io.StringIO(), stderr=io.StringIO(), json=True)
     Renderer(console).render(Result.note("now in x"))
-    Renderer(console).render(Result.table(iter([{"k": 1}]), (Column.key("K", "k"),)))
+    Renderer(console).render(Result.table(iter([{"k": 1}]), (Column.of("K", "k"),)))
     assert json.loads(console.stdout.getvalue()) == [{"k": 1}]
     assert console.stderr.getvalue() == "now in x\n"
 
@@ -224,3 +224,33 @@ def test_complete_options_and_after_semicolon():
     assert _complete("links -") == ["-d", "--details"]
     assert _complete("neigh -4; fdb b") == ["br"]
     assert _complete("nosuchcommand ") == []
+
+
+def test_shared_records_render_like_plain_dicts():
+    from netns_shell.records import Shared, SharedRecord
+    from netns_shell.render import RowFormatter
+
+    shared = Shared({"dev": "br0", "flags": []}, frozenset(("dst",)))
+    columns = (
+        Column.of("DST", "dst", safe=True),
+        Column.of("DEV", "dev"),
+        Column("X", lambda r: r["dst"] + r["dev"], reads=None),
+        Column.of("FLAGS", "flags"),
+    )
+    records = []
+    for dst in ("10.0.0.1", "10.0.0.2"):
+        record = SharedRecord({"dst": dst})
+        record.update(shared.values)
+        record.shared = shared
+        records.append(record)
+    formatter = RowFormatter(columns, [10, 5, 15, 5])
+    plain = [formatter.cells(dict(r)) for r in records]
+    assert [formatter.cells(r) for r in records] == plain
+    assert plain[1] == ("10.0.0.2", "br0", "10.0.0.2br0", "")
+    assert json.loads(json.dumps(records[0])) == {"dst": "10.0.0.1", "dev": "br0", "flags": []}
+
+
+def test_json_batches_make_one_valid_array():
+    out = io.StringIO()
+    write_json(iter({"n": i} for i in range(1000)), out)
+    assert json.loads(out.getvalue()) == [{"n": i} for i in range(1000)]

@@ -21,7 +21,7 @@ def _ruff() -> list[str]:
 
 def test_ruff_lint_is_clean():
     proc = subprocess.run(
-        [*_ruff(), "check", "netns_shell", "tests", "plugins"],
+        [*_ruff(), "check", "netns_shell", "tests", "plugins", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -31,7 +31,7 @@ def test_ruff_lint_is_clean():
 
 def test_ruff_format_is_clean():
     proc = subprocess.run(
-        [*_ruff(), "format", "--check", "netns_shell", "tests", "plugins"],
+        [*_ruff(), "format", "--check", "netns_shell", "tests", "plugins", "bench"],
         cwd=ROOT,
         capture_output=True,
         text=True,

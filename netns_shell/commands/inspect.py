@@ -85,13 +85,13 @@ def _link_details(r: Record) -> str:
 
 
 LINK_COLUMNS = (
-    Column.key("IDX", "ifindex"),
+    Column.of("IDX", "ifindex", safe=True),
     Column("IFNAME", _ifname),
-    Column.key("STATE", "operstate"),
-    Column.key("MTU", "mtu"),
-    Column.key("MASTER", "master"),
+    Column.of("STATE", "operstate"),
+    Column.of("MTU", "mtu", safe=True),
+    Column.of("MASTER", "master"),
     Column("KIND", _kind),
-    Column.key("MAC", "address"),
+    Column.of("MAC", "address", safe=True),
     Column("ADDRESSES", _addresses),
 )
 LINK_DETAIL_COLUMNS = (*LINK_COLUMNS, Column("DETAILS", _link_details))
@@ -122,16 +122,16 @@ def _route_dev(r: Record) -> str | None:
 
 
 ROUTE_COLUMNS = (
-    Column("DST", _route_dst),
-    Column("GATEWAY", _route_gateway),
-    Column("DEV", _route_dev),
-    Column.key("PROTO", "protocol"),
-    Column.key("SCOPE", "scope"),
-    Column.key("PREFSRC", "prefsrc"),
-    Column.key("METRIC", "metric"),
-    Column.key("FLAGS", "flags"),
+    Column("DST", _route_dst, safe=True, reads=("type", "dst")),
+    Column("GATEWAY", _route_gateway, safe=True, reads=("gateway", "via", "nexthops")),
+    Column("DEV", _route_dev, reads=("dev", "nexthops")),
+    Column.of("PROTO", "protocol"),
+    Column.of("SCOPE", "scope"),
+    Column.of("PREFSRC", "prefsrc", safe=True),
+    Column.of("METRIC", "metric", safe=True),
+    Column.of("FLAGS", "flags"),
 )
-ROUTE_TABLE_COLUMNS = (*ROUTE_COLUMNS[:3], Column.key("TABLE", "table"), *ROUTE_COLUMNS[3:])
+ROUTE_TABLE_COLUMNS = (*ROUTE_COLUMNS[:3], Column.of("TABLE", "table"), *ROUTE_COLUMNS[3:])
 
 
 def _neigh_flags(r: Record) -> list[str]:
@@ -139,11 +139,11 @@ def _neigh_flags(r: Record) -> list[str]:
 
 
 NEIGH_COLUMNS = (
-    Column.key("DST", "dst"),
-    Column.key("DEV", "dev"),
-    Column.key("LLADDR", "lladdr"),
-    Column.key("STATE", "state"),
-    Column("FLAGS", _neigh_flags),
+    Column.of("DST", "dst", safe=True),
+    Column.of("DEV", "dev"),
+    Column.of("LLADDR", "lladdr", safe=True),
+    Column.of("STATE", "state"),
+    Column("FLAGS", _neigh_flags, reads=("router", "proxy", "extern_learn", "offload")),
 )
 
 
@@ -155,13 +155,13 @@ def _fdb_remote(r: Record) -> str | None:
 
 
 FDB_COLUMNS = (
-    Column.key("MAC", "mac"),
-    Column.key("DEV", "ifname"),
-    Column.key("MASTER", "master"),
-    Column.key("VLAN", "vlan"),
-    Column("VTEP", _fdb_remote),
-    Column.key("STATE", "state"),
-    Column.key("FLAGS", "flags"),
+    Column.of("MAC", "mac", safe=True),
+    Column.of("DEV", "ifname"),
+    Column.of("MASTER", "master"),
+    Column.of("VLAN", "vlan", safe=True),
+    Column("VTEP", _fdb_remote, safe=True, reads=("dst", "port", "vni", "src_vni", "viaIf")),
+    Column.of("STATE", "state"),
+    Column.of("FLAGS", "flags"),
 )
 
 
@@ -172,10 +172,10 @@ def _ports(r: Record) -> str:
 
 
 BRIDGE_COLUMNS = (
-    Column.key("BRIDGE", "ifname"),
-    Column.key("BRIDGE-ID", "bridge_id"),
-    Column.key("STP", "stp_state"),
-    Column.key("VLAN-FILTERING", "vlan_filtering"),
+    Column.of("BRIDGE", "ifname"),
+    Column.of("BRIDGE-ID", "bridge_id"),
+    Column.of("STP", "stp_state"),
+    Column.of("VLAN-FILTERING", "vlan_filtering"),
     Column("PORTS", _ports),
 )
 

@@ -40,10 +40,10 @@ def _names(r: Record) -> str:
 
 NS_COLUMNS = (
     Column("NAME", _name),
-    Column.key("KIND", "kind"),
-    Column.key("INODE", "inode"),
-    Column.key("LINKS", "links"),
-    Column.key("NSID", "netnsid"),
+    Column.of("KIND", "kind"),
+    Column.of("INODE", "inode", safe=True),
+    Column.of("LINKS", "links", safe=True),
+    Column.of("NSID", "netnsid", safe=True),
     Column("PROCESSES", _holders),
     Column("PATH", lambda r: r["paths"][0] if r.get("paths") else None),
     Column("NAMES", _names),
