@@ -169,9 +169,9 @@ def _nsfs_mounts() -> dict[str, int]:
     return mounts
 
 
-def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, int, int]], list[str]]:
-    """Files in the netns directories: ([(path, dev, inode)], [broken paths])."""
-    found: list[tuple[str, int, int]] = []
+def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, str, int, int]], list[str]]:
+    """Files in the netns directories: ([(path, real path, dev, inode)], [broken paths])."""
+    found: list[tuple[str, str, int, int]] = []
     broken: list[str] = []
     seen_dirs: set[str] = set()
     for directory in _search_dirs():
@@ -190,7 +190,7 @@ def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, int, int]], list[str]]:
             except OSError:
                 continue
             if st.st_dev == nsfs_dev:
-                found.append((path, st.st_dev, st.st_ino))
+                found.append((path, os.path.join(real, name), st.st_dev, st.st_ino))
             elif os.path.isfile(path):
                 broken.append(path)
     return found, broken
@@ -284,11 +284,11 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
         return entry
 
     real_seen = set()
-    for path, dev, ino in files:
+    for path, real, dev, ino in files:
         entry_for((dev, ino), path)
-        real_seen.add(os.path.realpath(path))
+        real_seen.add(real)
     for point, ino in sorted(mounts.items()):
-        if os.path.realpath(point) not in real_seen:
+        if point not in real_seen:  # mountinfo paths are canonical already
             entry_for((nsfs_dev, ino), point)
     for key, pids in holders.items():
         entry = entry_for(key, None)
