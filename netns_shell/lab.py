@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 
 from .errors import NetnsShellError
 
-__all__ = ["Lab", "LabContainer", "RemoteEndpoint", "demo_session", "remove_stale_labs"]
+__all__ = [
+    "Lab",
+    "LabContainer",
+    "RemoteEndpoint",
+    "demo_session",
+    "remove_stale_labs",
+    "settle_ipv6",
+    "wait_settled",
+]
 
 NETNS_DIR = "/var/run/netns"
 SUBNET = "10.0.9"
@@ -130,11 +138,13 @@ class Lab:
             for role in self.roles:
                 _run(["ip", "netns", "add", self.name(role)])
                 self.built.append(self.name(role))
+                settle_ipv6(self.path(role))
             self._build_underlay()
             self._build_overlay()
             for member in self.members:
                 self._build_container(member)
             self._fill_tables()
+            wait_settled([self.path(role) for role in self.roles])
         except BaseException:
             self.destroy()
             raise
@@ -241,6 +251,59 @@ class Lab:
 
     def __exit__(self, *exc: object) -> None:
         self.destroy()
+
+
+def wait_settled(paths: list[str], *, carriers: bool = True, timeout: float = 5.0) -> None:
+    """Wait until carriers are up and no address is tentative in these namespaces.
+
+    Links get their carrier, and IPv6 link-local addresses their local routes,
+    a moment after `ip` returns; waiting makes a lab a fixed picture, so two
+    reads of a table agree.  `carriers=False` waits for addresses only (for
+    namespaces with links that will never get a carrier, like a bridge
+    without ports).
+    """
+    import time
+
+    from .namespace import NetNamespace
+    from .netlink.links import list_links
+
+    deadline = time.monotonic() + timeout
+    for path in paths:
+        with NetNamespace.open_path(path) as ns:
+            while time.monotonic() < deadline and not _settled(list_links(ns), carriers):
+                time.sleep(0.05)
+
+
+def _settled(links, carriers: bool) -> bool:
+    for link in links:
+        down = link.get("operstate") in ("DOWN", "LOWERLAYERDOWN")
+        if carriers and "UP" in link["flags"] and down:
+            return False
+        if any(a.get("tentative") for a in link.get("addr_info", ())):
+            return False
+    return True
+
+
+def settle_ipv6(path: str) -> None:
+    """Turn off IPv6 duplicate address detection in a fresh namespace.
+
+    Without it, link-local addresses (and their local routes) appear a second
+    or so after a link comes up, so two reads of the tables made moments apart
+    could differ; with it, the lab is complete when build() returns.
+    """
+    from .namespace import NetNamespace
+
+    def write() -> None:
+        for conf in ("all", "default"):
+            for knob in ("accept_dad", "dad_transmits"):
+                with open(f"/proc/sys/net/ipv6/conf/{conf}/{knob}", "w") as fh:
+                    fh.write("0")
+
+    with NetNamespace.open_path(path) as ns:
+        try:
+            ns.run(write)
+        except OSError:
+            pass  # no IPv6 in this kernel: nothing to settle
 
 
 def _run(argv: list[str], stdin: str | None = None) -> None:

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from netns_shell.lab import settle_ipv6, wait_settled
 from netns_shell.namespace import NetNamespace
 from netns_shell.netlink import neighbours, routes
 from netns_shell.netlink.neighbours import list_fdb, list_neighbours
@@ -31,6 +32,7 @@ def big():
     name = unique("nst-big")
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
+        settle_ipv6(f"/var/run/netns/{name}")
         ip = ["ip", "-n", name, "-batch", "-"]
         devices = ["br0", "br1", "br2"]
         _batch(
@@ -109,6 +111,7 @@ def big():
                 for i in range(500)
             ),
         )
+        wait_settled([f"/var/run/netns/{name}"], carriers=False)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
