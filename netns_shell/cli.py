@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 
-from . import __version__
+from . import __version__, shutdown
 from .errors import ExitShell, NetnsShellError, UsageError
 
 __all__ = ["build_parser", "main"]
@@ -88,6 +88,7 @@ def _pid(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run netns-shell; returns the exit status (the console script exits with it)."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
     try:
         return _main(sys.argv[1:] if argv is None else argv)
     except ExitShell as exc:
@@ -96,14 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"netns-shell: {exc}\n")
         return exc.exit_status
     except KeyboardInterrupt:
-        sys.stderr.write("netns-shell: interrupted\n")
-        return 130
+        signum = shutdown.requested()
+        sys.stderr.write(f"netns-shell: {'terminated' if signum else 'interrupted'}\n")
+        return 128 + signum if signum else 130
     except BrokenPipeError:
         _quiet_stdout()
         return 0
 
 
 def _terminate(signum: int, frame: object) -> None:
+    shutdown.request(signum)  # the session ends after the running command
     raise KeyboardInterrupt  # unwinds through every cleanup path (demo lab, captures)
 
 

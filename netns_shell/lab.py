@@ -23,7 +23,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -333,10 +332,13 @@ def remove_stale_labs(prefix: str) -> list[str]:
 
 @contextlib.contextmanager
 def demo_session() -> Iterator[Lab]:
-    """The --demo lab: built on entry, removed on exit, Ctrl-C, SIGTERM/SIGHUP or a crash."""
+    """The --demo lab: built on entry, removed on exit, Ctrl-C, SIGTERM/SIGHUP or a crash.
+
+    (The command line turns SIGTERM and SIGHUP into an interruption that
+    unwinds through here.)
+    """
     remove_stale_labs("nsdemo")
     lab = Lab(prefix="nsdemo", inconsistent=True)
-    previous = signal.signal(signal.SIGHUP, _raise_interrupt)
     try:
         lab.build()
         sys.stderr.write(
@@ -349,8 +351,3 @@ def demo_session() -> Iterator[Lab]:
         yield lab
     finally:
         lab.destroy()
-        signal.signal(signal.SIGHUP, previous)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

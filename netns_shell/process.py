@@ -91,7 +91,12 @@ def run_program(
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child, reported through its status
             _child(ns.fd, extra_fds, list(argv))
-        return _wait(child)
+        try:
+            return _wait(child)
+        except KeyboardInterrupt:  # SIGTERM/SIGHUP to the shell: the program goes too
+            os.kill(child, signal.SIGTERM)
+            _wait(child)
+            raise
     finally:
         signal.signal(signal.SIGINT, old_handler)
         for fd, _ in extra_fds:

@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import shutdown
 from .commands.registry import Registry, parse_arguments
 from .discovery import NamespaceEntry, discover
 from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
@@ -188,6 +189,10 @@ class Session:
             result_status = self.run_command(words)
             if result_status:
                 status = result_status
+            signum = shutdown.requested()
+            if signum:
+                # a command that stopped cleanly on the signal keeps its status
+                raise ExitShell(128 + signum if result_status == 130 else result_status)
         self.last_status = status
         return status
 

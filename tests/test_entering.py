@@ -166,3 +166,44 @@ def test_read_only_mode_refuses_exec(lab, command):
     run = netns_shell("--read-only", "--net", lab.path("c1"), "-c", command)
     assert run.status == 2
     assert "read-only" in run.stderr
+
+
+def test_sigterm_ends_the_shell_and_its_program(lab):
+    import signal
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netns_shell",
+            "--net",
+            lab.path("c1"),
+            "-c",
+            "exec sleep 300; links",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(250):
+            found = subprocess.run(
+                ["pgrep", "-P", str(proc.pid), "-x", "sleep"], capture_output=True, text=True
+            )
+            if found.returncode == 0:
+                break
+            time.sleep(0.02)
+        sleeper = int(found.stdout.split()[0])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "eth0" not in out  # the next command did not run
+    assert (
+        not os.path.exists(f"/proc/{sleeper}")
+        or open(f"/proc/{sleeper}/stat").read().split()[2] == "Z"
+    )
