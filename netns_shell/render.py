@@ -66,6 +66,8 @@ class Result:
     status: int = 0
     #: JSON documents are printed only for results that carry records.
     has_records: bool = False
+    #: records arrive over time (a live capture): write each one at once
+    live: bool = False
 
     @classmethod
     def table(cls, records: Iterable[Record], columns: Sequence[Column]) -> Result:
@@ -126,7 +128,7 @@ class Renderer:
         out = self.console.stdout
         if self.console.json:
             if result.has_records:
-                write_json(result.records, out)
+                write_json(result.records, out, batch=1 if result.live else _BATCH)
             elif result.message:
                 self.console.stderr.write(for_terminal(result.message) + "\n")
             elif result.lines:
@@ -335,11 +337,12 @@ def write_plain_rows(
         out.write("\n".join(batch) + "\n")
 
 
-def write_json(records: Iterable[Record], out: IO[str]) -> None:
+def write_json(records: Iterable[Record], out: IO[str], *, batch: int = _BATCH) -> None:
     """One JSON array, written as records arrive; always valid ASCII JSON.
 
     Records are encoded in batches by the C encoder (one call per batch, not
-    per record): the array is compact, like `ip -j`.
+    per record): the array is compact, like `ip -j`.  `batch=1` writes and
+    flushes every record as it comes (live output).
     """
     rows = iter(records)
     first = next(rows, None)  # errors surface before anything is written
@@ -347,15 +350,17 @@ def write_json(records: Iterable[Record], out: IO[str]) -> None:
         out.write("[]\n")
         return
     encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
-    batch = [first]
+    pending = [first]
     out.write("[")
     separator = ""
-    while batch:
-        batch.extend(itertools.islice(rows, _BATCH - len(batch)))
-        out.write(separator + encode(batch)[1:-1])
+    while pending:
+        pending.extend(itertools.islice(rows, batch - len(pending)))
+        out.write(separator + encode(pending)[1:-1])
+        if batch == 1:
+            out.flush()
         separator = ","
-        batch = []
+        pending = []
         nxt = next(rows, None)
         if nxt is not None:
-            batch.append(nxt)
+            pending.append(nxt)
     out.write("]\n")
