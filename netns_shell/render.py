@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -167,6 +166,8 @@ class Renderer:
         self._page(table, rows, result.columns)
 
     def _page(self, table: str, rows: Iterator[Record], columns: Sequence[Column]) -> None:
+        import subprocess
+
         command = os.environ.get("PAGER") or "less -FRSX"
         try:
             pager = subprocess.Popen(
@@ -198,7 +199,7 @@ class Renderer:
             _wait_ignoring_interrupts(pager)
 
 
-def _wait_ignoring_interrupts(proc: subprocess.Popen) -> None:
+def _wait_ignoring_interrupts(proc: Any) -> None:
     while True:
         try:
             proc.wait()
