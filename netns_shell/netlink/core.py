@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+_SO_RCVBUFFORCE = 33
 NETLINK_EXT_ACK = 11
 NETLINK_GET_STRICT_CHK = 12
 
@@ -135,7 +137,7 @@ class NetlinkSocket:
         self._sock = sock
         self.namespace = namespace
         try:
-            sock.setsockopt(socket.SOL_SOCKET, 33, _RCVBUF)  # SO_RCVBUFFORCE (root)
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
         for option in (NETLINK_EXT_ACK, NETLINK_GET_STRICT_CHK) if strict else (NETLINK_EXT_ACK,):
@@ -149,6 +151,17 @@ class NetlinkSocket:
 
     def fileno(self) -> int:
         return self._sock.fileno()
+
+    def join_group(self, group: int) -> None:
+        """Receive the multicast group's events (NETLINK_ADD_MEMBERSHIP)."""
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+
+    def set_receive_buffer(self, size: int) -> None:
+        """The socket buffer (SO_RCVBUFFORCE as root, else SO_RCVBUF)."""
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, size)
+        except OSError:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
     def close(self) -> None:
         self._sock.close()

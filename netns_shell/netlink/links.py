@@ -14,7 +14,18 @@ from .names import address_family, format_address, format_mac, rt_scope
 if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
-__all__ = ["LinkRecord", "kstr", "link_names", "list_addresses", "list_links"]
+__all__ = [
+    "LinkRecord",
+    "LinkTable",
+    "count_links",
+    "kstr",
+    "link_names",
+    "link_table",
+    "list_addresses",
+    "list_links",
+    "parse_address",
+    "parse_link",
+]
 
 LinkRecord = dict[str, Any]
 
@@ -502,7 +513,7 @@ _QUEUE_ATTRS = (
 )
 
 
-def _parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord:
+def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord:
     """One RTM_NEWLINK as `ip -j -d addr show` prints the link (keys in its order)."""
     _family, iftype, index, flags, _change = _IFINFOMSG.unpack_from(buf, start)
     a = parse_attrs(buf, start + 16, end)
@@ -579,7 +590,7 @@ def _parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecor
     return rec
 
 
-def _parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]]:
+def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]]:
     family, prefixlen, hdr_flags, scope, index = _IFADDRMSG.unpack_from(buf, start)
     a = parse_attrs(buf, start + 8, end)
     flags = _u32(buf, a[IFA_FLAGS]) if IFA_FLAGS in a else hdr_flags
@@ -628,7 +639,7 @@ def list_addresses(sock: NetlinkSocket, family: int = socket.AF_UNSPEC) -> dict[
     def dump() -> Iterator[tuple[int, dict]]:
         for kind, buf, start, end in sock.dump(RTM_GETADDR, body, what="address"):
             if kind == 20:  # RTM_NEWADDR
-                yield _parse_address(buf, start, end)
+                yield parse_address(buf, start, end)
 
     for index, info in dump_with_retry(dump, buffer_limit=1 << 30):
         by_index.setdefault(index, []).append(info)
@@ -668,7 +679,7 @@ def list_links(
             index = _IFINFOMSG.unpack_from(buf, start)[2]
             if name is not None and names.get(index) != name:
                 continue
-            rec = _parse_link(buf, start, end, table)
+            rec = parse_link(buf, start, end, table)
             if addresses:
                 rec["addr_info"] = addrs.get(index, [])
             yield rec

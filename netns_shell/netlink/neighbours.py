@@ -20,7 +20,7 @@ from .names import format_address, format_mac, rt_protocol
 if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
-__all__ = ["list_fdb", "list_neighbours", "neighbour_states"]
+__all__ = ["list_fdb", "list_neighbours", "neighbour_states", "parse_fdb", "parse_neighbour"]
 
 RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 AF_BRIDGE = 7
@@ -95,7 +95,7 @@ def _index_of(names: dict[int, str], name: str | None) -> int:
     raise NotFoundError(f"no interface named {name!r} in this namespace")
 
 
-def _parse_neighbour(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
+def parse_neighbour(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
     """One RTM_NEWNEIGH as `ip -j neigh show` prints it (keys in its order)."""
     _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
     rec: dict[str, Any] = {}
@@ -165,6 +165,10 @@ def _walk(
     return values, b"".join(parts)
 
 
+def _pad(length: int) -> int:
+    return (length + 3) & ~3
+
+
 def _bounded(cache: dict, key: bytes, template: tuple) -> tuple:
     if len(cache) >= _TEMPLATE_LIMIT:
         cache.clear()
@@ -186,7 +190,7 @@ def _neighbour_template(
         and not flags & (NTF_PROXY | NTF_EXT_LEARNED)
     ):
         return _SKIP
-    full = _parse_neighbour(data, start, end, names)
+    full = parse_neighbour(data, start, end, names)
     head = {k: v for k, v in full.items() if k == "dev"}
     tail = {k: v for k, v in full.items() if k not in ("dst", "dev", "lladdr")}
     own = frozenset(k for k in ("dst", "lladdr") if k in full)
@@ -204,10 +208,30 @@ def _neighbour_records(
 ) -> list[dict[str, Any]]:
     out = []
     ntop = socket.inet_ntop
+    # the kernel's usual layout (neigh_fill_info): DST, LLADDR, PROBES, CACHEINFO, then the
+    # rarer printed attributes; probed at fixed offsets, else walked attribute by attribute
+    dst_len = 4 if fam == socket.AF_INET else 16
+    ll_at = 12 + _pad(4 + dst_len)
+    dst_header = struct.pack("=HH", 4 + dst_len, NDA_DST)
+    ll_header = struct.pack("=HH", 10, NDA_LLADDR)
+    tail_header = struct.pack("=HHIHH", 8, NDA_PROBES, 0, 20, NDA_CACHEINFO)
+    tail_at = ll_at + 12
     for kind, start, end in messages:
         if kind != RTM_NEWNEIGH:
             continue
-        values, key = _walk(data, start, end, (NDA_DST, NDA_LLADDR), _NEIGH_PRINTED)
+        if (
+            data[start + 12 : start + 16] == dst_header
+            and data[start + ll_at : start + ll_at + 4] == ll_header
+            and data[start + tail_at : start + tail_at + 4] == tail_header[:4]
+            and data[start + tail_at + 8 : start + tail_at + 12] == tail_header[8:]
+        ):
+            key = data[start : start + 12] + data[start + tail_at + 28 : end]
+            values = {
+                NDA_DST: data[start + 16 : start + 16 + dst_len],
+                NDA_LLADDR: data[start + ll_at + 4 : start + ll_at + 10],
+            }
+        else:
+            values, key = _walk(data, start, end, (NDA_DST, NDA_LLADDR), _NEIGH_PRINTED)
         template = cache.get(key)
         if template is None:
             template = _bounded(
@@ -264,7 +288,7 @@ def list_neighbours(
             sock.close()
 
 
-def _parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
+def parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
     """One AF_BRIDGE RTM_NEWNEIGH as `bridge -j fdb show` prints it (keys in its order)."""
     _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
     a: dict[int, tuple[int, int]] = {}
@@ -314,7 +338,7 @@ def _fdb_template(data: bytes, start: int, end: int, ifindex: int, names: dict[i
     nd_family, nd_index = _NDMSG.unpack_from(data, start)[:2]
     if nd_family != AF_BRIDGE or (ifindex and nd_index != ifindex):
         return _SKIP
-    full = _parse_fdb(data, start, end, names)
+    full = parse_fdb(data, start, end, names)
     head = {k: v for k, v in full.items() if k == "ifname"}
     tail = {k: v for k, v in full.items() if k not in ("mac", "ifname", "dst")}
     own = frozenset(k for k in ("mac", "dst") if k in full)

@@ -16,7 +16,7 @@ from .names import ds_field, format_address, rt_protocol, rt_scope, rt_table, rt
 if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
-__all__ = ["RouteRecord", "list_routes", "parse_table"]
+__all__ = ["RouteRecord", "list_routes", "parse_route", "parse_table", "route_get"]
 
 RouteRecord = dict[str, Any]
 
@@ -144,7 +144,7 @@ def _nexthops(
     return hops
 
 
-def _parse_route(
+def parse_route(
     buf: bytes, start: int, end: int, names: dict[int, str], show_table: bool
 ) -> RouteRecord:
     """One RTM_NEWROUTE as `ip -j route show` prints it (keys in its order)."""
@@ -281,7 +281,7 @@ def list_routes(
 
 
 # Attributes the attribute-walk path understands; a message with any other attribute
-# is decoded by the full parser (_parse_route), which handles everything iproute2 prints.
+# is decoded by the full parser (parse_route), which handles everything iproute2 prints.
 _FAST_ATTRS = frozenset(
     (RTA_DST, RTA_GATEWAY, RTA_OIF, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE, RTA_PREF, RTA_CACHEINFO)
 )
@@ -374,14 +374,14 @@ class _RouteTemplates:
         if rflags & RTM_F_CLONED or (self.table and rtm_table != self.table):
             return None, _SKIP, cacheable and not slow
         if slow:
-            record = _parse_route(data, start, end, self.names, self.show_table)
+            record = parse_route(data, start, end, self.names, self.show_table)
             return (None if self._filtered(record) else record), _SKIP, False
         key = tuple(others)
         template = self.by_attrs.get(key)
         if template is None:
             if len(self.by_attrs) >= _TEMPLATE_LIMIT:
                 self.by_attrs.clear()
-            full = _parse_route(data, start, end, self.names, self.show_table)
+            full = parse_route(data, start, end, self.names, self.show_table)
             if self._filtered(full):
                 template = _SKIP
             else:
@@ -397,7 +397,7 @@ class _RouteTemplates:
             text = (
                 "default"
                 if not header[1]
-                else _parse_route(data, start, end, self.names, self.show_table)["dst"]
+                else parse_route(data, start, end, self.names, self.show_table)["dst"]
             )
         else:
             text = socket.inet_ntop(header[0], dst)
@@ -424,3 +424,31 @@ def _routes(
     request = _route_request(family, table, oif)
     for data, messages in sock.dump_chunks(RTM_GETROUTE, request, what="route"):
         yield from templates.records(data, messages)
+
+
+def route_get(
+    namespace: NetNamespace | None, address: str, *, sock: NetlinkSocket | None = None
+) -> RouteRecord | None:
+    """The route the kernel would take to `address` (like `ip route get`), None if unreachable."""
+    import errno
+
+    from ..errors import NetlinkError
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    raw = socket.inet_pton(family, address)
+    body = _RTMSG.pack(family, len(raw) * 8, 0, 0, 0, 0, 0, 0, 0)
+    body += struct.pack("=HH", 4 + len(raw), RTA_DST) + raw
+    own = sock is None
+    sock = sock or NetlinkSocket(namespace, strict=False)
+    try:
+        names = link_names(sock)
+        try:
+            _kind, data, start, end = sock.get(RTM_GETROUTE, body, what="route get")
+        except NetlinkError as exc:
+            if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EINVAL):
+                return None
+            raise
+        return parse_route(data, start, end, names, show_table=True)
+    finally:
+        if own:
+            sock.close()
