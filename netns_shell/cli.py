@@ -135,12 +135,18 @@ def _main(argv: list[str]) -> int:
 
 def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
     from .commands import build_registry
+    from .docker import docker_enricher
     from .namespace import NetNamespace
     from .render import Console
     from .session import Session
 
     console = Console(json=options.json, pager=not options.no_pager)
-    session = Session(registry=build_registry(), console=console, read_only=options.read_only)
+    session = Session(
+        registry=build_registry(),
+        console=console,
+        read_only=options.read_only,
+        docker=docker_enricher(console.warn),
+    )
     try:
         if options.net:
             session.switch_to(NetNamespace.open_path(options.net))

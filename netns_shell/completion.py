@@ -75,6 +75,8 @@ def expected_at(registry: Registry, text: str) -> Expectation:
         return Expectation(param.complete or "none", prefix, command, choices=param.choices)
     positional = _next_positional(command, done, by_flag)
     if positional is not None and positional.rest and _rest_started(command, done, by_flag):
+        if positional.choices:
+            return Expectation("none", prefix, command, choices=positional.choices)
         return Expectation("file", prefix, command)
     used = set(done)
     options = tuple(

@@ -141,7 +141,8 @@ def kind_of(path: str) -> str:
     return KIND_MOUNT
 
 
-def _search_dirs() -> list[str]:
+def search_dirs() -> list[str]:
+    """The netns directories, NETNS_SHELL_PATH first."""
     extra = [d for d in os.environ.get("NETNS_SHELL_PATH", "").split(":") if d]
     return extra + list(NETNS_DIRS)
 
@@ -174,7 +175,7 @@ def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, str, int, int]], list[str
     found: list[tuple[str, str, int, int]] = []
     broken: list[str] = []
     seen_dirs: set[str] = set()
-    for directory in _search_dirs():
+    for directory in search_dirs():
         real = os.path.realpath(directory)
         if real in seen_dirs:
             continue

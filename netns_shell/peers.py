@@ -16,7 +16,7 @@ from .discovery import NamespaceEntry
 from .errors import NamespaceError
 from .namespace import NetNamespace
 from .netlink.core import NetlinkSocket
-from .netlink.links import link_names
+from .netlink.links import list_links
 from .netlink.nsid import netnsid_of
 
 __all__ = ["PeerResolver", "annotate_peers"]
@@ -28,7 +28,7 @@ class PeerResolver:
     def __init__(self, entries: Iterable[NamespaceEntry]):
         self._entries = [e for e in entries if e.usable]
         self._nsid_maps: dict[tuple[int, int], dict[int, NamespaceEntry]] = {}
-        self._names: dict[tuple[int | None, int | None], dict[int, str]] = {}
+        self._links: dict[tuple[int | None, int | None], dict[int, dict[str, Any]]] = {}
 
     def _nsid_map(self, ns: NetNamespace, sock: NetlinkSocket) -> dict[int, NamespaceEntry]:
         if ns.key not in self._nsid_maps:
@@ -45,15 +45,22 @@ class PeerResolver:
             self._nsid_maps[ns.key] = mapping
         return self._nsid_maps[ns.key]
 
-    def _peer_names(self, entry: NamespaceEntry) -> dict[int, str]:
+    def namespace_by_nsid(
+        self, ns: NetNamespace, sock: NetlinkSocket, nsid: int
+    ) -> NamespaceEntry | None:
+        """The namespace that `ns` (through `sock`, a socket in it) calls `nsid`."""
+        return self._nsid_map(ns, sock).get(nsid)
+
+    def _peer_links(self, entry: NamespaceEntry) -> dict[int, dict[str, Any]]:
+        """ifindex -> link record of a namespace, read once."""
         key = (entry.dev, entry.inode)
-        if key not in self._names:
+        if key not in self._links:
             try:
-                with entry.open() as handle, NetlinkSocket(handle) as sock:
-                    self._names[key] = link_names(sock)
+                with entry.open() as handle:
+                    self._links[key] = {r["ifindex"]: r for r in list_links(handle)}
             except (NamespaceError, OSError):
-                self._names[key] = {}
-        return self._names[key]
+                self._links[key] = {}
+        return self._links[key]
 
     def peer_of(
         self, ns: NetNamespace, sock: NetlinkSocket, record: dict[str, Any]
@@ -71,9 +78,18 @@ class PeerResolver:
         entry = self._nsid_map(ns, sock).get(nsid)
         if entry is None:
             return {"peer_netns": f"nsid {nsid}", "peer_ifindex": index}
-        ifname = self._peer_names(entry).get(index)
-        extra = _describe(entry, ifname, None)
+        peer = self._peer_links(entry).get(index, {})
+        extra = _describe(entry, peer.get("ifname"), None)
         extra["peer_ifindex"] = index
+        if peer.get("address"):
+            extra["peer_address"] = peer["address"]
+        addresses = [
+            a["local"]
+            for a in peer.get("addr_info", ())
+            if a.get("scope") == "global" and "local" in a
+        ]
+        if addresses:
+            extra["peer_addresses"] = addresses
         return extra
 
 

@@ -71,12 +71,12 @@ def _run_interactive(session: Session) -> int:
     )
 
     def message() -> FormattedText:
-        label = for_terminal(session.namespace.label)
+        label = for_terminal(session.label())
         return FormattedText([("", "netns-shell "), ("bold", f"[{label}]"), ("", "> ")])
 
     refresher.refresh(wait=True)
     print(
-        f"netns-shell {__version__}: in {for_terminal(session.namespace.label)}. "
+        f"netns-shell {__version__}: in {for_terminal(session.label())}. "
         "Type 'help'; Tab completes; Ctrl-D leaves."
     )
     while True:

@@ -15,9 +15,9 @@ import logging
 import os
 import shlex
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import shutdown
 from .commands.registry import Registry, parse_arguments
@@ -74,12 +74,17 @@ class Session:
     on_switch: list[Callable[[Session], None]] = field(default_factory=list)
     #: enrichers add labels (container, network names) to discovered namespaces
     enrichers: list[Callable[[list[NamespaceEntry]], None]] = field(default_factory=list)
+    #: the Docker engine's names, when an engine is asked (see docker.DockerEnricher)
+    docker: Any = None
     _entries: list[NamespaceEntry] | None = None
     _entries_at: float = 0.0
+    _labels: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.current is None:
             self.current = self.home
+        if self.docker is not None and self.docker not in self.enrichers:
+            self.enrichers.append(self.docker)
         self.renderer = Renderer(self.console)
         self.last_status = 0
 
@@ -115,9 +120,16 @@ class Session:
         return None
 
     def resolve(self, target: str) -> NetNamespace:
-        """Open a namespace named by path, `pid:N`, name, unique prefix or inode."""
+        """Open a namespace named by path, `pid:N`, name, unique prefix or inode.
+
+        A name that is a file in a netns directory is opened directly; only
+        prefixes, inodes and container or network names need a discovery.
+        """
         if "/" in target:
             return NetNamespace.open_path(target)
+        direct = _named_file(target)
+        if direct is not None:
+            return NetNamespace.open_path(direct, label=target)
         if target.startswith("pid:"):
             try:
                 pid = int(target[4:])
@@ -156,17 +168,33 @@ class Session:
             f"'{target}' matches {len(unique)} namespaces: {shown}; give more of the name"
         )
 
-    def label_for(self, ns: NetNamespace) -> str:
+    def docker_endpoints(self, ns: NetNamespace) -> dict[str, dict[str, Any]]:
+        """MAC -> container of the Docker network an overlay namespace belongs to ({} if none)."""
         entry = self.entry_for(ns)
-        if entry is None:
-            return ns.label
-        friendly = entry.labels.get("container") or entry.labels.get("network")
-        return f"{entry.name} ({friendly})" if friendly else entry.name
+        network_id = entry.labels.get("network_id") if entry is not None else None
+        names = self.docker.names() if self.docker is not None and network_id else None
+        return names.endpoints_on(network_id) if names is not None else {}
+
+    def label(self, ns: NetNamespace | None = None) -> str:
+        """How to name a namespace (default: the current one) to the user.
+
+        Its name as `ns` lists it, with the container or network when known;
+        looked up on first use only (so -c scripts do not pay for it).
+        """
+        ns = ns or self.namespace
+        if ns.key not in self._labels:
+            entry = self.entry_for(ns)
+            if entry is None:
+                text = ns.label
+            else:
+                friendly = entry.labels.get("container") or entry.labels.get("network")
+                text = f"{entry.name} ({friendly})" if friendly else entry.name
+            self._labels[ns.key] = text
+        return self._labels[ns.key]
 
     def switch_to(self, ns: NetNamespace) -> None:
         """Make `ns` the current namespace (the old handle is closed)."""
         previous = self.current
-        ns.label = self.label_for(ns)
         self.current = ns
         if previous is not None and previous is not self.home and previous is not ns:
             previous.close()
@@ -234,6 +262,19 @@ class Session:
         self.home.close()
 
 
+def _named_file(name: str) -> str | None:
+    """The path of a namespace file called `name` in the netns directories, if one is."""
+    from .discovery import search_dirs
+
+    if not name or name in (".", ".."):
+        return None
+    for directory in search_dirs():
+        path = os.path.join(directory, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def _silence_broken_stdout() -> None:
     """After EPIPE, point stdout at /dev/null so interpreter exit does not complain."""
     try:
@@ -250,6 +291,8 @@ def _log_internal_error(words: list[str], exc: BaseException) -> str:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(words)!r}\n")
+            import traceback
+
             fh.write("".join(traceback.format_exception(exc)))
     except OSError:
         return "(debug log not writable)"

@@ -119,6 +119,7 @@ def test_exec_joins_uts_and_pid_namespaces_of_a_process():
     proc = subprocess.Popen(
         [
             "unshare",
+            "--kill-child",
             "--uts",
             "--net",
             "--pid",

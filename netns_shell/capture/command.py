@@ -168,7 +168,7 @@ def _open_interface(session: Session, args: dict[str, Any]) -> tuple[Source, str
     device = args["iface"]
     why = ""
     if device:
-        check_interface(interfaces, device, namespace.label)
+        check_interface(interfaces, device, session.label())
     else:
         device = interfaces.default()
         count = len(interfaces.names)
@@ -182,7 +182,7 @@ def _open_interface(session: Session, args: dict[str, Any]) -> tuple[Source, str
     for warning in source.warnings:
         _say(session, f"capture: warning: {warning}")
     banner = (
-        f"capturing on {device}{why} in {namespace.label}, link-type {source.linktype_text}, "
+        f"capturing on {device}{why} in {session.label()}, link-type {source.linktype_text}, "
         f"snapshot length {source.snaplen} bytes"
     )
     return source, banner

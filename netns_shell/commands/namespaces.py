@@ -68,12 +68,12 @@ def ns(session: Session, args: dict[str, Any]) -> Result:
 def use(session: Session, args: dict[str, Any]) -> Result:
     target = session.resolve(args["target"])
     session.switch_to(target)
-    return Result.note(f"now in {session.namespace.label}")
+    return Result.note(f"now in {session.label()}")
 
 
 def host(session: Session, args: dict[str, Any]) -> Result:
     session.go_home()
-    return Result.note(f"back in {session.namespace.label}")
+    return Result.note(f"back in {session.label()}")
 
 
 def exec_(session: Session, args: dict[str, Any]) -> Result:

@@ -192,8 +192,8 @@ def parse_arguments(command: Command, words: list[str]) -> dict[str, Any]:
             raise _usage(command, f"unexpected argument '{word}'")
         param = positionals[0]
         if param.rest:
-            args[param.dest].append(word)
-            args[param.dest].extend(words[i:])
+            label = param.metavar or param.dest
+            args[param.dest].extend(_convert(command, param, w, label) for w in [word, *words[i:]])
             break
         args[param.dest] = _convert(command, param, word, param.metavar or param.dest)
         positionals.pop(0)

@@ -1,0 +1,119 @@
+"""Across namespaces and overlays: find, overlay, topology."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..render import Column, Result
+from .registry import Param, Registry
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["register"]
+
+Record = dict[str, Any]
+
+
+def _names(r: Record) -> str:
+    return " ".join(str(r[k]) for k in ("container", "network") if r.get(k))
+
+
+def _row_summary(r: Record) -> str:
+    row = r["row"]
+    if r["table"] == "link":
+        return " ".join(
+            str(v) for v in (row.get("ifname"), row.get("address"), row.get("operstate")) if v
+        )
+    if r["table"] == "address":
+        return f"{row.get('local')}/{row.get('prefixlen')} scope {row.get('scope')}"
+    if r["table"] == "neigh":
+        return " ".join(
+            str(v)
+            for v in (row.get("dst"), "lladdr", row.get("lladdr"), *row.get("state", ()))
+            if v
+        )
+    parts = [
+        row.get("mac"),
+        f"dst {row['dst']}" if "dst" in row else None,
+        f"master {row['master']}" if "master" in row else None,
+        row.get("state"),
+    ]
+    return " ".join(str(p) for p in parts if p)
+
+
+FIND_COLUMNS = (
+    Column.of("NETNS", "netns"),
+    Column("NAMES", _names, reads=("container", "network")),
+    Column.of("TABLE", "table"),
+    Column.of("DEV", "dev"),
+    Column("ENTRY", _row_summary),
+)
+
+OVERLAY_COLUMNS = (
+    Column.of("MAC", "mac", safe=True),
+    Column.of("IP", "ip", safe=True),
+    Column.of("PORTS", "ports"),
+    Column.of("VTEP", "vtep", safe=True),
+    Column.of("CONTAINER", "container"),
+    Column.of("PROBLEMS", "flags"),
+)
+
+
+def find(session: Session, args: dict[str, Any]) -> Result:
+    from ..search import find as search
+    from ..search import parse_needle
+
+    needle = parse_needle(args["what"])
+    return Result.table(search(session.namespaces(fresh=True), needle), FIND_COLUMNS)
+
+
+def overlay(session: Session, args: dict[str, Any]) -> Result:
+    from ..overlay import overlay_rows
+
+    entries = session.namespaces(fresh=True)
+    endpoints = session.docker_endpoints(session.namespace)
+    return Result.table(overlay_rows(session.namespace, entries, endpoints), OVERLAY_COLUMNS)
+
+
+def topology(session: Session, args: dict[str, Any]) -> Result:
+    from ..topology import collect_topology, dot_lines, edge_records, tree_lines
+
+    topo = collect_topology(session.namespaces(fresh=True))
+    if args["dot"]:
+        return Result.text(dot_lines(topo))
+    if session.console.json:
+        return Result.table(edge_records(topo), ())
+    return Result.text(tree_lines(topo))
+
+
+def register(registry: Registry) -> None:
+    registry.command(
+        "find",
+        "where an IP, MAC or interface name appears, in every namespace",
+        Param(
+            "what",
+            metavar="IP|MAC|IFNAME",
+            required=True,
+            help="an IPv4/IPv6 address, a MAC address or an interface name",
+        ),
+        details="Searches the links, addresses, neighbours and bridge FDB of every namespace on "
+        "the host; each hit names the namespace (and its container or network), the "
+        "table and the entry.",
+        examples=("find 10.0.1.3", "find 02:42:0a:00:01:03", "find veth2"),
+    )(find)
+    registry.command(
+        "overlay",
+        "per MAC: port, IP, remote VTEP, container; flags disagreements",
+        details="In an overlay namespace (1-<netid>): one row per MAC known on the bridge, "
+        "joining the bridge FDB (port), the vxlan FDB (dst = VTEP of a remote MAC), the "
+        "neighbour table (IP) and the container behind each veth. PROBLEMS flags "
+        "neigh-without-fdb, fdb-without-neigh, two-ports and vtep-unreachable.",
+        examples=("overlay", "use 1-9tp; overlay", "overlay --json"),
+    )(overlay)
+    registry.command(
+        "topology",
+        "namespaces -> bridges -> ports -> peers; vxlan -> VTEPs (--dot: Graphviz)",
+        Param("dot", ("--dot",), help="print Graphviz dot instead of the tree"),
+        examples=("topology", "topology --dot | dot -Tsvg > topo.svg"),
+    )(topology)

@@ -1,0 +1,164 @@
+"""Probes from inside the namespace: ping, arping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..render import Column, Result
+from .registry import Param, Registry
+
+if TYPE_CHECKING:
+    from ..probes import Reply
+    from ..session import Session
+
+__all__ = ["register"]
+
+REPLY_COLUMNS = (
+    Column.of("SEQ", "seq", safe=True),
+    Column.of("FROM", "from", safe=True),
+    Column.of("TIME_MS", "time_ms", safe=True),
+    Column.of("LLADDR", "lladdr", safe=True),
+)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def _record(reply: Reply) -> dict[str, Any]:
+    return {
+        "seq": reply.seq,
+        "from": reply.address,
+        "time_ms": None if reply.rtt_ms is None else round(reply.rtt_ms, 3),
+        **reply.extra,
+    }
+
+
+def _run(session: Session, replies: Iterator[Reply], target: str, line) -> Result:
+    """Lines (or records) for each reply, then a summary; status 1 when nothing answered."""
+    result = Result(status=0)
+    answered = sent = 0
+
+    def stream() -> Iterator[Any]:
+        nonlocal answered, sent
+        try:
+            for reply in replies:
+                sent += 1
+                answered += reply.address is not None
+                yield _record(reply) if session.console.json else line(reply)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            replies.close()
+        loss = 100.0 * (sent - answered) / sent if sent else 100.0
+        summary = f"--- {target}: {sent} sent, {answered} received, {loss:.0f}% loss"
+        if session.console.json:
+            session.console.stderr.write(summary + "\n")
+        else:
+            yield summary
+        result.status = 0 if answered else 1
+
+    if session.console.json:
+        result.records, result.columns, result.has_records, result.live = (
+            stream(),
+            REPLY_COLUMNS,
+            True,
+            True,
+        )
+    else:
+        result.lines = stream()
+    return result
+
+
+def ping(session: Session, args: dict[str, Any]) -> Result:
+    from ..probes import ping as send
+
+    def line(r: Reply) -> str:
+        if r.address is None:
+            return f"no answer from {args['host']}: icmp_seq={r.seq}" + (
+                f" ({r.extra['error']})" if "error" in r.extra else ""
+            )
+        ttl = f" ttl={r.extra['ttl']}" if "ttl" in r.extra else ""
+        return (
+            f"{r.extra.get('bytes', 0)} bytes from {r.address}: icmp_seq={r.seq}{ttl} "
+            f"time={r.rtt_ms:.3f} ms"
+        )
+
+    replies = send(
+        session.namespace, args["host"], count=args["count"] or 4, timeout=args["timeout"] or 1.0
+    )
+    return _run(session, replies, args["host"], line)
+
+
+def arping(session: Session, args: dict[str, Any]) -> Result:
+    from ..probes import arping as send
+
+    def line(r: Reply) -> str:
+        if r.address is None:
+            return f"no answer for {args['ip']} on {r.extra.get('dev')}: request {r.seq}"
+        return (
+            f"reply from {r.address} [{r.extra['lladdr']}] on {r.extra['dev']}: {r.rtt_ms:.3f} ms"
+        )
+
+    replies = send(
+        session.namespace,
+        args["ip"],
+        count=args["count"] or 3,
+        timeout=args["timeout"] or 1.0,
+        iface=args["iface"],
+    )
+    return _run(session, replies, args["ip"], line)
+
+
+def register(registry: Registry) -> None:
+    registry.command(
+        "ping",
+        "ICMP echo from inside the namespace (fills its ARP/NDP table)",
+        Param(
+            "count",
+            ("-c", "--count"),
+            metavar="N",
+            convert=_positive,
+            help="how many requests (default 4)",
+        ),
+        Param(
+            "timeout",
+            ("-W", "--timeout"),
+            metavar="S",
+            convert=float,
+            help="seconds to wait for each reply (default 1)",
+        ),
+        Param("host", metavar="HOST", required=True, help="an IPv4/IPv6 address or a name"),
+        examples=("ping 10.0.1.3", "ping -c 1 fd00:9::2"),
+    )(ping)
+    registry.command(
+        "arping",
+        "ARP requests from inside the namespace: who has this IPv4 address",
+        Param(
+            "count",
+            ("-c", "--count"),
+            metavar="N",
+            convert=_positive,
+            help="how many requests (default 3)",
+        ),
+        Param(
+            "timeout",
+            ("-W", "--timeout"),
+            metavar="S",
+            convert=float,
+            help="seconds to wait for each reply (default 1)",
+        ),
+        Param(
+            "iface",
+            ("-I", "--interface"),
+            metavar="IFACE",
+            complete="interface",
+            help="interface to ask on (default: the route's)",
+        ),
+        Param("ip", metavar="IP", required=True, help="an IPv4 address"),
+        examples=("arping 10.0.1.3", "arping -I br0 -c 1 10.0.1.4"),
+    )(arping)

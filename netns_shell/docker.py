@@ -1,0 +1,278 @@
+"""Names from a Docker engine: which container sits in a sandbox, which network is an overlay.
+
+A small HTTP/1.1 client over the engine's unix socket (stdlib only, no docker
+CLI): `/var/run/docker.sock`, or `DOCKER_HOST=unix://PATH`.  Every call has a
+short timeout; an engine that refuses or hangs is reported once and the shell
+goes on without names.
+
+Docker's namespace files (DESIGN fact 7): container sandboxes are
+`<SandboxID[:12]>`, overlay networks `<n>-<NetworkID[:10]>`, their load
+balancers `lb_<NetworkID[:9]>`, and the ingress network `ingress_sbox`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import NetnsShellError
+
+__all__ = [
+    "DockerClient",
+    "DockerEnricher",
+    "DockerError",
+    "DockerNames",
+    "docker_enricher",
+    "socket_path",
+]
+
+_OVERLAY = re.compile(r"^\d+-([0-9a-z]{10})$")
+_CACHE_SECONDS = 5.0
+
+
+class DockerError(NetnsShellError):
+    """The engine could not be asked (no socket, refused, timed out, bad answer)."""
+
+
+def socket_path() -> str | None:
+    """The engine's unix socket: DOCKER_HOST=unix://... or /var/run/docker.sock."""
+    host = os.environ.get("DOCKER_HOST", "")
+    if host:
+        return host[len("unix://") :] if host.startswith("unix://") else None
+    return "/var/run/docker.sock"
+
+
+class DockerClient:
+    """GET requests to the Engine API over its unix socket."""
+
+    def __init__(self, path: str | None = None, *, timeout: float = 2.0):
+        self.path = path or socket_path()
+        self.timeout = timeout
+
+    def available(self) -> bool:
+        return bool(self.path) and os.path.exists(self.path)
+
+    def get(self, url: str) -> Any:
+        """The decoded JSON body of GET `url`; raises DockerError."""
+        body = self._request(url)
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise DockerError(f"{url}: the answer is not JSON") from None
+
+    def ping(self) -> None:
+        """Return if the engine answers /_ping; raise DockerError otherwise."""
+        self._request("/_ping")
+
+    def _request(self, url: str) -> bytes:
+        """The body of a 200 answer to GET `url`; raises DockerError."""
+        if not self.path:
+            raise DockerError("DOCKER_HOST is not a unix:// socket")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(self.path)
+                sock.sendall(
+                    f"GET {url} HTTP/1.1\r\nHost: docker\r\nUser-Agent: netns-shell\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                raw = _read_all(sock, time.monotonic() + self.timeout)
+        except TimeoutError:
+            raise DockerError(f"{self.path}: no answer within {self.timeout:g} s") from None
+        except OSError as exc:
+            raise DockerError(f"{self.path}: {exc.strerror or exc}") from None
+        status, body = _parse_response(raw)
+        if status != 200:
+            raise DockerError(f"{url}: HTTP {status}")
+        return body
+
+
+def _read_all(sock: socket.socket, deadline: float) -> bytes:
+    chunks = []
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _parse_response(raw: bytes) -> tuple[int, bytes]:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise DockerError("truncated HTTP answer from the engine")
+    lines = head.split(b"\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise DockerError("malformed HTTP answer from the engine") from None
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in lines[1:])
+    }
+    if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+        body = _dechunk(body)
+    return status, body
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = []
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            raise DockerError("malformed chunked answer from the engine") from None
+        if size == 0:
+            break
+        out.append(rest[:size])
+        body = rest[size + 2 :]
+    return b"".join(out)
+
+
+@dataclass
+class DockerNames:
+    """What the engine says about sandboxes and networks, keyed the way namespaces are named."""
+
+    #: sandbox file name (12 hex) -> container facts
+    sandboxes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: network id -> network facts
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, client: DockerClient) -> DockerNames:
+        names = cls()
+        for net in client.get("/networks"):
+            names.networks[net["Id"]] = {
+                "name": net.get("Name", ""),
+                "driver": net.get("Driver", ""),
+                "scope": net.get("Scope", ""),
+            }
+        for summary in client.get("/containers/json"):
+            try:
+                info = client.get(f"/containers/{summary['Id']}/json")
+            except DockerError:
+                continue  # gone meanwhile
+            settings = info.get("NetworkSettings") or {}
+            key = os.path.basename(settings.get("SandboxKey") or "")
+            if not key:
+                continue
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            names.sandboxes[key] = {
+                "container": info.get("Name", "").lstrip("/"),
+                "container_id": info["Id"],
+                "service": labels.get("com.docker.swarm.service.name"),
+                "pid": (info.get("State") or {}).get("Pid"),
+                "endpoints": [
+                    {
+                        "network": name,
+                        "network_id": ep.get("NetworkID"),
+                        "ip": ep.get("IPAddress"),
+                        "mac": ep.get("MacAddress"),
+                    }
+                    for name, ep in (settings.get("Networks") or {}).items()
+                ],
+            }
+        return names
+
+    def network_for(self, namespace_name: str) -> dict[str, Any] | None:
+        """The network an overlay/lb/ingress namespace belongs to (by id prefix)."""
+        if namespace_name == "ingress_sbox":
+            prefix = None
+            match = [i for i, n in self.networks.items() if n["name"] == "ingress"]
+        else:
+            overlay = _OVERLAY.match(namespace_name)
+            if overlay:
+                prefix = overlay.group(1)
+            elif namespace_name.startswith("lb_"):
+                prefix = namespace_name[3:]
+            else:
+                return None
+            match = [i for i in self.networks if i.startswith(prefix)]
+        if len(match) != 1:
+            return None
+        return {"id": match[0], **self.networks[match[0]]}
+
+    def endpoints_on(self, network_id: str) -> dict[str, dict[str, Any]]:
+        """MAC -> {"container", "ip"} of this host's containers attached to a network."""
+        found: dict[str, dict[str, Any]] = {}
+        for sandbox in self.sandboxes.values():
+            for endpoint in sandbox["endpoints"]:
+                if endpoint.get("network_id") == network_id and endpoint.get("mac"):
+                    found[endpoint["mac"]] = {
+                        "container": sandbox["container"],
+                        "ip": endpoint.get("ip") or None,
+                    }
+        return found
+
+    def labels_for(self, namespace_name: str) -> dict[str, Any]:
+        """Labels to attach to a discovered namespace of this name (may be empty)."""
+        sandbox = self.sandboxes.get(namespace_name)
+        if sandbox is not None:
+            aliases = [sandbox["container"], sandbox["container_id"], sandbox["container_id"][:12]]
+            labels: dict[str, Any] = {
+                "container": sandbox["container"],
+                "container_id": sandbox["container_id"],
+                "aliases": [a for a in aliases if a],
+            }
+            if sandbox.get("service"):
+                labels["service"] = sandbox["service"]
+            return labels
+        network = self.network_for(namespace_name)
+        if network is not None:
+            return {
+                "network": network["name"],
+                "network_id": network["id"],
+                "aliases": [network["name"]] if namespace_name[0].isdigit() else [],
+            }
+        return {}
+
+
+class DockerEnricher:
+    """Adds Docker names to discovered namespaces; quiet and cheap when there is no engine."""
+
+    def __init__(self, client: DockerClient, warn):
+        self.client = client
+        self.warn = warn
+        self._names: DockerNames | None = None
+        self._loaded_at = 0.0
+        self._failed_at: float | None = None
+
+    def names(self) -> DockerNames | None:
+        now = time.monotonic()
+        if self._names is not None and now - self._loaded_at < _CACHE_SECONDS:
+            return self._names
+        if self._failed_at is not None and now - self._failed_at < 60:
+            return None
+        if not self.client.available():
+            return None
+        try:
+            self._names = DockerNames.load(self.client)
+        except DockerError as exc:
+            self._failed_at = now
+            self.warn(f"docker: {exc}; going on without container names")
+            return None
+        self._loaded_at = now
+        self._failed_at = None
+        return self._names
+
+    def __call__(self, entries: Iterable[Any]) -> None:
+        entries = list(entries)
+        if not any(e.kind.startswith("docker") for e in entries):
+            return
+        names = self.names()
+        if names is None:
+            return
+        for entry in entries:
+            entry.labels.update(names.labels_for(entry.name))
+
+
+def docker_enricher(warn, client: DockerClient | None = None) -> DockerEnricher:
+    """An enricher for Session.enrichers (warn: called once with a line when the engine fails)."""
+    return DockerEnricher(client or DockerClient(), warn)
