@@ -204,11 +204,29 @@ def bench_many(count: int, runs: int) -> float:
                 for i in range(0, count - 1, 2)
             ),
         )
+        # one address to look for, in the middle of the namespaces
+        middle = count // 2 - (count // 2) % 2
+        target = names[middle]
+        subprocess.run(
+            ["ip", "-n", target, "addr", "add", "10.123.45.67/24", "dev", f"v{middle}"], check=True
+        )
         times = []
         for _ in range(runs):
             start = time.perf_counter()
             subprocess.run([*SHELL, "--list"], stdout=subprocess.DEVNULL, check=True)
             times.append(time.perf_counter() - start)
+        find_times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            out = subprocess.run(
+                [*SHELL, "--json", "-c", "find 10.123.45.67"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            find_times.append(time.perf_counter() - start)
+        if target not in out:
+            raise SystemExit(f"find did not report {target}")
         start = time.perf_counter()
         subprocess.run(["ip", "netns", "list"], stdout=subprocess.DEVNULL, check=True)
         ip_time = time.perf_counter() - start
@@ -219,6 +237,10 @@ def bench_many(count: int, runs: int) -> float:
             f"  --list with {count} namespaces: median {statistics.median(times):.3f} s over "
             f"{runs} runs (ip netns list {ip_time:.3f} s, lsns -t net {lsns_time:.3f} s, "
             "no detail)"
+        )
+        print(
+            f"  find IP over {count} namespaces: median {statistics.median(find_times):.3f} s "
+            f"over {runs} runs"
         )
         return statistics.median(times)
     finally:

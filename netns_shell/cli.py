@@ -71,8 +71,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="disable commands that change state or run programs (exec)",
     )
     parser.add_argument("--no-pager", action="store_true", help="never page long output")
+    parser.add_argument(
+        "--plugin-dir",
+        action="append",
+        metavar="DIR",
+        default=[],
+        help="also load plugins (*.py) from DIR; may be repeated (and NETNS_SHELL_PLUGIN_PATH)",
+    )
+    parser.add_argument("--no-plugins", action="store_true", help="load no plugins at all")
     parser.add_argument("--version", action="version", version=f"netns-shell {__version__}")
     return parser
+
+
+def _plugin_loader(warn, directories: list[str]):
+    """The registry's loader: plugins are imported only when first needed."""
+
+    def load(registry) -> None:
+        from .extensions import PluginLoader
+
+        PluginLoader.from_environment(warn, directories)(registry)
+
+    return load
+
+
+class _LazyDocker:
+    """The Docker enricher, created (and its module imported) at the first discovery."""
+
+    def __init__(self, warn):
+        self._warn = warn
+        self._enricher = None
+
+    def _get(self):
+        if self._enricher is None:
+            from .docker import docker_enricher
+
+            self._enricher = docker_enricher(self._warn)
+        return self._enricher
+
+    def names(self):
+        return self._get().names()
+
+    def __call__(self, entries) -> None:
+        self._get()(entries)
 
 
 def _pid(text: str) -> int:
@@ -135,17 +175,19 @@ def _main(argv: list[str]) -> int:
 
 def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
     from .commands import build_registry
-    from .docker import docker_enricher
     from .namespace import NetNamespace
     from .render import Console
     from .session import Session
 
     console = Console(json=options.json, pager=not options.no_pager)
+    registry = build_registry()
+    if not options.no_plugins:
+        registry.loader = _plugin_loader(console.warn, options.plugin_dir)
     session = Session(
-        registry=build_registry(),
+        registry=registry,
         console=console,
         read_only=options.read_only,
-        docker=docker_enricher(console.warn),
+        docker=_LazyDocker(console.warn),
     )
     try:
         if options.net:

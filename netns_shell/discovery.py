@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import NamespaceError
-from .namespace import NetNamespace, run_in_each
+from .namespace import NETNS_DIRS, NetNamespace, run_in_each, search_dirs
 
 __all__ = [
     "NETNS_DIRS",
@@ -29,14 +29,6 @@ __all__ = [
     "discover",
     "kind_of",
 ]
-
-#: Directories scanned for namespace files, most specific first.
-NETNS_DIRS = (
-    "/var/run/docker/netns",
-    "/run/docker/netns",
-    "/var/run/netns",
-    "/run/netns",
-)
 
 KIND_HOST = "host"
 KIND_OVERLAY = "docker overlay"
@@ -139,12 +131,6 @@ def kind_of(path: str) -> str:
     if directory.endswith("/netns"):
         return KIND_CNI if name.startswith("cni-") else KIND_NAMED
     return KIND_MOUNT
-
-
-def search_dirs() -> list[str]:
-    """The netns directories, NETNS_SHELL_PATH first."""
-    extra = [d for d in os.environ.get("NETNS_SHELL_PATH", "").split(":") if d]
-    return extra + list(NETNS_DIRS)
 
 
 def _nsfs_mounts() -> dict[str, int]:

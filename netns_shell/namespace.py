@@ -15,7 +15,6 @@ thread afterwards (DESIGN facts 1-3).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -30,9 +29,11 @@ from .errors import NamespaceError, PrivilegeError
 __all__ = [
     "CLONE_NEWNET",
     "NAMESPACE_TYPES",
+    "NETNS_DIRS",
     "NetNamespace",
     "namespace_type",
     "run_in_each",
+    "search_dirs",
     "setns",
 ]
 
@@ -59,6 +60,14 @@ NAMESPACE_TYPES = {
     CLONE_NEWTIME: ("time", "time"),
 }
 
+#: Directories holding namespace files, most specific first (NETNS_SHELL_PATH adds more).
+NETNS_DIRS = (
+    "/var/run/docker/netns",
+    "/run/docker/netns",
+    "/var/run/netns",
+    "/run/netns",
+)
+
 _NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), Linux >= 4.11
 _PF_KTHREAD = 0x00200000
 _RSLAVE_HINT = (
@@ -67,7 +76,15 @@ _RSLAVE_HINT = (
     "-v /var/run/docker/netns:/var/run/docker/netns:rslave"
 )
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc: ctypes.CDLL | None = None
+
+
+def _c_library() -> ctypes.CDLL:
+    """The C library, through dlopen(NULL): no ldconfig run, unlike ctypes.util.find_library."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
 
 
 def setns(fd: int, nstype: int) -> None:
@@ -75,9 +92,15 @@ def setns(fd: int, nstype: int) -> None:
     if hasattr(os, "setns"):  # Python >= 3.12
         os.setns(fd, nstype)
         return
-    if _libc.setns(fd, nstype) != 0:
+    if _c_library().setns(fd, nstype) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
+
+
+def search_dirs() -> list[str]:
+    """The netns directories, those in NETNS_SHELL_PATH first."""
+    extra = [d for d in os.environ.get("NETNS_SHELL_PATH", "").split(":") if d]
+    return extra + list(NETNS_DIRS)
 
 
 def namespace_type(fd: int) -> int | None:

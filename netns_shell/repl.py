@@ -60,6 +60,7 @@ def _run_interactive(session: Session) -> int:
 
     from .completion import StateRefresher, make_completer
 
+    session.registry.load()  # plugins: report a broken one now, and complete them all
     refresher = StateRefresher(session)
     completer = make_completer(session.registry, refresher)
     session.on_switch.append(lambda s: refresher.refresh())

@@ -11,24 +11,31 @@ to the debug log and reported in one line.
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import shutdown
 from .commands.registry import Registry, parse_arguments
-from .discovery import NamespaceEntry, discover
 from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
-from .namespace import NetNamespace
+from .namespace import NetNamespace, search_dirs
 from .render import Console, Renderer
+
+if TYPE_CHECKING:
+    from .discovery import NamespaceEntry
 
 __all__ = ["Session", "debug_log_path", "split_commands"]
 
-log = logging.getLogger("netns_shell")
+
+def _debug(message: str, *args: object) -> None:
+    """Record an unexpected but handled failure, with its traceback, in the debug log."""
+    import logging
+
+    logging.getLogger("netns_shell").debug(message, *args, exc_info=True)
+
 
 _DISCOVERY_TTL = 2.0
 
@@ -105,12 +112,14 @@ class Session:
 
     def discover(self, *, details: bool = False) -> list[NamespaceEntry]:
         """Discover namespaces now and run the enrichers (no caching; any thread)."""
+        from .discovery import discover
+
         entries = discover(details=details)
         for enrich in self.enrichers:
             try:
                 enrich(entries)
             except Exception:  # enrichment is optional by design
-                log.debug("enricher failed", exc_info=True)
+                _debug("enricher failed")
         return entries
 
     def entry_for(self, ns: NetNamespace) -> NamespaceEntry | None:
@@ -247,7 +256,7 @@ class Session:
             return 0
         except OSError as exc:
             self.console.error(f"{words[0]}: {exc.strerror or exc}")
-            log.debug("OSError in %s", words, exc_info=True)
+            _debug("OSError in %s", words)
             return 1
         except Exception as exc:  # the last line of defence: never a traceback on screen
             path = _log_internal_error(words, exc)
@@ -264,8 +273,6 @@ class Session:
 
 def _named_file(name: str) -> str | None:
     """The path of a namespace file called `name` in the netns directories, if one is."""
-    from .discovery import search_dirs
-
     if not name or name in (".", ".."):
         return None
     for directory in search_dirs():

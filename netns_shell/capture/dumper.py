@@ -103,7 +103,7 @@ def _libc() -> ctypes.CDLL:
     """The C library, for the stdio calls around a dumper (fdopen, ferror, fclose)."""
     global _libc_handle
     if _libc_handle is None:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # dlopen(NULL): libc is already loaded
         libc.fdopen.restype = ctypes.c_void_p
         libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
         libc.fclose.argtypes = [ctypes.c_void_p]

@@ -11,9 +11,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..netlink.links import list_links
-from ..netlink.neighbours import list_fdb, list_neighbours
-from ..netlink.routes import RT_TABLE_MAIN, list_routes, parse_table
-from ..peers import annotate_peers
 from ..render import Column, Result
 from .registry import Param, Registry
 
@@ -181,15 +178,29 @@ BRIDGE_COLUMNS = (
 
 
 # --------------------------------------------------------------- handlers
+RT_TABLE_MAIN = 254
+
+
+def _table(value: str) -> int:
+    from ..netlink.routes import parse_table
+
+    return parse_table(value)
+
+
+# Each handler imports what it needs when it runs: `-c links` starts fast.
 def links(session: Session, args: dict[str, Any]) -> Result:
     records = list_links(session.namespace, name=args["iface"])
     if args["detail"]:
+        from ..peers import annotate_peers
+
         records = annotate_peers(session.namespace, records, session.namespaces())
         return Result.table(records, LINK_DETAIL_COLUMNS)
     return Result.table(records, LINK_COLUMNS)
 
 
 def routes(session: Session, args: dict[str, Any]) -> Result:
+    from ..netlink.routes import list_routes
+
     table = args["table"] if args["table"] is not None else RT_TABLE_MAIN
     records = list_routes(
         session.namespace, family=args["family"] or socket.AF_UNSPEC, table=table, dev=args["dev"]
@@ -198,6 +209,8 @@ def routes(session: Session, args: dict[str, Any]) -> Result:
 
 
 def neigh(session: Session, args: dict[str, Any]) -> Result:
+    from ..netlink.neighbours import list_neighbours
+
     records = list_neighbours(
         session.namespace,
         family=args["family"] or socket.AF_UNSPEC,
@@ -208,6 +221,8 @@ def neigh(session: Session, args: dict[str, Any]) -> Result:
 
 
 def fdb(session: Session, args: dict[str, Any]) -> Result:
+    from ..netlink.neighbours import list_fdb
+
     records = list_fdb(session.namespace, bridge=args["bridge"], dev=args["dev"])
     return Result.table(records, FDB_COLUMNS)
 
@@ -262,7 +277,7 @@ def register(registry: Registry) -> None:
             "table",
             ("table",),
             metavar="ID",
-            convert=parse_table,
+            convert=_table,
             complete="table",
             help="a table id or name, or 'all'",
         ),

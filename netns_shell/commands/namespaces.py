@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..discovery import NamespaceEntry
-from ..process import ExtraNamespaces, run_program
 from ..render import Column, Result
 from .registry import Param, Registry
 
 if TYPE_CHECKING:
+    from ..discovery import NamespaceEntry
     from ..session import Session
 
 __all__ = ["NS_COLUMNS", "register"]
@@ -77,6 +76,8 @@ def host(session: Session, args: dict[str, Any]) -> Result:
 
 
 def exec_(session: Session, args: dict[str, Any]) -> Result:
+    from ..process import ExtraNamespaces, run_program
+
     everything = bool(args["all"])
     extra = ExtraNamespaces(
         mount=everything or bool(args["mount"]),

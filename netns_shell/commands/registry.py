@@ -8,8 +8,8 @@ way; registering a name twice is an error.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -101,12 +101,22 @@ class Command:
 
 @dataclass
 class Registry:
-    """The command table of one shell (an instance, never a module global)."""
+    """The command table of one shell (an instance, never a module global).
+
+    `loader`, when set, is called once, the first time a name is not found or
+    the whole table is needed (help, completion): plugins load lazily, so a
+    script that only runs built-in commands never imports them.
+    """
 
     commands: dict[str, Command] = field(default_factory=dict)
     _aliases: dict[str, str] = field(default_factory=dict)
+    #: what `add` records as a new command's source (a plugin's name while it loads)
+    source: str = "built-in"
+    loader: Callable[[Registry], None] | None = None
 
     def add(self, command: Command) -> Command:
+        if command.source == "built-in" and self.source != "built-in":
+            command = replace(command, source=self.source)
         for name in (command.name, *command.aliases):
             if name in self.commands or name in self._aliases:
                 raise ValueError(f"command {name!r} is already registered")
@@ -114,6 +124,36 @@ class Registry:
         for alias in command.aliases:
             self._aliases[alias] = command.name
         return command
+
+    def load(self) -> None:
+        """Run the loader (plugins) now, once."""
+        loader, self.loader = self.loader, None
+        if loader is not None:
+            loader(self)
+
+    def view(
+        self, name: str, summary: str, *params: Param, columns: Sequence[Any], **options: Any
+    ) -> Callable[[Callable[..., Iterable[dict]]], Callable]:
+        """Decorator for a command that shows records: func(namespace, args) -> records.
+
+        The function receives the current namespace handle (create sockets
+        with `namespace.socket(...)` or work inside it with
+        `namespace.run(...)`) and the parsed arguments, and returns or yields
+        plain dicts; `columns` (render.Column) say how a terminal shows them,
+        --json prints the dicts as they are.
+        """
+
+        def register(func: Callable[..., Iterable[dict]]) -> Callable[..., Iterable[dict]]:
+            from ..render import Result
+
+            def handler(session: Session, args: dict[str, Any]) -> Result:
+                return Result.table(func(session.namespace, args), columns)
+
+            handler.__doc__ = func.__doc__
+            self.add(Command(name=name, summary=summary, handler=handler, params=params, **options))
+            return func
+
+        return register
 
     def command(
         self, name: str, summary: str, *params: Param, **options: Any
@@ -127,7 +167,11 @@ class Registry:
         return register
 
     def get(self, name: str) -> Command | None:
-        return self.commands.get(self._aliases.get(name, name))
+        found = self.commands.get(self._aliases.get(name, name))
+        if found is None and self.loader is not None:
+            self.load()
+            found = self.commands.get(self._aliases.get(name, name))
+        return found
 
     def lookup(self, name: str) -> Command:
         """The command called `name`; UsageError with a suggestion otherwise."""
@@ -146,10 +190,12 @@ class Registry:
         return prefixed[0] if len(prefixed) == 1 else None
 
     def names(self, *, aliases: bool = False) -> list[str]:
+        self.load()
         names = sorted(self.commands)
         return sorted(names + list(self._aliases)) if aliases else names
 
     def __iter__(self) -> Iterator[Command]:
+        self.load()
         return iter(self.commands[name] for name in sorted(self.commands))
 
 

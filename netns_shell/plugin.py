@@ -1,0 +1,41 @@
+"""What a plugin needs to add a command: import from here (API version 1).
+
+    from netns_shell.plugin import API_VERSION, Column, Param
+
+    def register(registry):
+        @registry.view("hello", "say which namespace this is",
+                       columns=(Column.of("INODE", "inode"),))
+        def hello(namespace, args):
+            yield {"inode": namespace.inode}
+
+`registry.view` registers a command whose function receives the current
+namespace handle and the parsed arguments and yields plain dicts;
+`registry.command` registers a full handler `(session, args) -> Result`.
+Work that must happen inside the namespace goes through `namespace.run(f)`
+or a socket made with `namespace.socket(...)`: the shell's own threads
+never switch namespace.  Raise NetnsShellError (or a subclass) for an
+expected failure: it becomes one line.  Mark commands that change state
+with `changes_state=True` so `--read-only` disables them.
+"""
+
+from __future__ import annotations
+
+from .commands.registry import Command, Param, Registry
+from .errors import NetnsShellError, NotFoundError, PrivilegeError, UsageError
+from .extensions import API_VERSION
+from .namespace import NetNamespace
+from .render import Column, Result
+
+__all__ = [
+    "API_VERSION",
+    "Column",
+    "Command",
+    "NetNamespace",
+    "NetnsShellError",
+    "NotFoundError",
+    "Param",
+    "PrivilegeError",
+    "Registry",
+    "Result",
+    "UsageError",
+]
