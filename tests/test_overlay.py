@@ -155,21 +155,7 @@ def test_watch_fdb_prints_an_added_and_a_learned_mac(fresh_lab):
             ],
             check=True,
         )
-        subprocess.run(
-            [
-                "ip",
-                "netns",
-                "exec",
-                fresh_lab.name("c3"),
-                "ping",
-                "-c",
-                "1",
-                "-W",
-                "1",
-                fresh_lab.gateway_ip,
-            ],
-            capture_output=True,
-        )
+        netns_shell("--net", fresh_lab.path("c3"), "-c", f"ping -c 1 -W 1 {fresh_lab.gateway_ip}")
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
