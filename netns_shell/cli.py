@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="A troubleshooting shell for Linux network namespaces: find them, enter one, "
         "and inspect links, routes, neighbours, the bridge FDB and the wire.",
         epilog="Examples: netns-shell --list; netns-shell --net=/var/run/docker/netns/1-9tp0f348do "
-        "-c 'fdb br br0; neigh'; netns-shell 1-9tp --json -c links; netns-shell --demo",
+        "-c 'fdb br br0; neigh'; netns-shell 1-9tp --json -c links; netns-shell --demo. "
+        "Exit status: 0 success; 1 a command failed; 2 a usage error; 130 interrupted (Ctrl-C); "
+        "128+N ended by signal N (143: SIGTERM). NO_COLOR turns off the prompt's styling. "
+        "Bash completion: source <(netns-shell --completion bash).",
     )
     parser.add_argument(
         "target",
@@ -79,8 +82,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="also load plugins (*.py) from DIR; may be repeated (and NETNS_SHELL_PLUGIN_PATH)",
     )
     parser.add_argument("--no-plugins", action="store_true", help="load no plugins at all")
+    parser.add_argument(
+        "--completion", choices=("bash",), help="print a completion script for SHELL and exit"
+    )
+    parser.add_argument("--complete", choices=("targets", "commands"), help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version=f"netns-shell {__version__}")
     return parser
+
+
+_BASH_COMPLETION = """\
+# bash completion for netns-shell: source <(netns-shell --completion bash)
+_netns_shell() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    case "$prev" in
+        -n|--net) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        -t|--target) COMPREPLY=($(compgen -W "$(cd /proc && echo [0-9]*)" -- "$cur")); return ;;
+        --plugin-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        --completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
+        -c|--command)
+            COMPREPLY=($(compgen -W "$(netns-shell --complete commands 2>/dev/null)" -- "$cur"))
+            return ;;
+    esac
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "OPTIONS" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -W "$(netns-shell --complete targets 2>/dev/null)" -- "$cur"))
+    fi
+}
+complete -F _netns_shell netns-shell
+"""
+
+
+def completion_script(parser: argparse.ArgumentParser) -> str:
+    """The bash completion script, with the option list taken from the parser."""
+    options = sorted(
+        flag
+        for action in parser._actions
+        for flag in action.option_strings
+        if action.help != argparse.SUPPRESS
+    )
+    return _BASH_COMPLETION.replace("OPTIONS", " ".join(options))
+
+
+def _complete(what: str) -> int:
+    """Words for the completion script: namespace names (and aliases), or command names."""
+    if what == "commands":
+        from .commands import build_registry
+
+        print("\n".join(build_registry().names()))
+        return 0
+    from .discovery import discover
+
+    entries = discover(details=False)
+    _LazyDocker(lambda message: None)(entries)
+    words = {e.name for e in entries if e.usable}
+    words |= {alias for e in entries for alias in e.labels.get("aliases", ())}
+    print("\n".join(sorted(words)))
+    return 0
 
 
 def _plugin_loader(warn, directories: list[str]):
@@ -159,7 +217,13 @@ def _quiet_stdout() -> None:
 
 
 def _main(argv: list[str]) -> int:
-    options = build_parser().parse_args(argv)
+    parser = build_parser()
+    options = parser.parse_args(argv)
+    if options.completion:
+        sys.stdout.write(completion_script(parser))
+        return 0
+    if options.complete:
+        return _complete(options.complete)
     if options.demo and (options.target or options.net or options.pid):
         raise UsageError("--demo builds its own namespaces; give no TARGET, --net or -t")
     from .privileges import require_root_for_namespaces

@@ -57,6 +57,7 @@ def _run_interactive(session: Session) -> int:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.completion import DynamicCompleter
     from prompt_toolkit.formatted_text import FormattedText
+    from prompt_toolkit.output import ColorDepth
 
     from .completion import StateRefresher, make_completer
 
@@ -64,7 +65,9 @@ def _run_interactive(session: Session) -> int:
     refresher = StateRefresher(session)
     completer = make_completer(session.registry, refresher)
     session.on_switch.append(lambda s: refresher.refresh())
+    plain = bool(os.environ.get("NO_COLOR"))  # https://no-color.org
     prompt = PromptSession(
+        color_depth=ColorDepth.MONOCHROME if plain else None,
         history=_history(os.path.join(state_dir(), "history")),
         completer=DynamicCompleter(lambda: completer),
         complete_while_typing=False,
@@ -73,7 +76,9 @@ def _run_interactive(session: Session) -> int:
 
     def message() -> FormattedText:
         label = for_terminal(session.label())
-        return FormattedText([("", "netns-shell "), ("bold", f"[{label}]"), ("", "> ")])
+        return FormattedText(
+            [("", "netns-shell "), ("" if plain else "bold", f"[{label}]"), ("", "> ")]
+        )
 
     refresher.refresh(wait=True)
     print(
