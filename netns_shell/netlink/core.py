@@ -16,7 +16,7 @@ import os
 import socket
 import struct
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import NetlinkError, PrivilegeError
 
@@ -24,11 +24,14 @@ if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
 __all__ = [
+    "DumpInconsistentError",
     "DumpInterruptedError",
+    "MalformedMessageError",
     "Message",
     "NetlinkSocket",
     "iter_attrs",
     "parse_attrs",
+    "robust",
 ]
 
 T = TypeVar("T")
@@ -71,6 +74,43 @@ class DumpInterruptedError(NetlinkError):
 
     def __init__(self, what: str, reason: str = "was interrupted by a change (NLM_F_DUMP_INTR)"):
         super().__init__(f"the {what} dump {reason}; run the command again", errno.EINTR)
+
+
+class MalformedMessageError(NetlinkError):
+    """A message too short or inconsistent to decode (never sent by a sane kernel)."""
+
+    def __init__(self, what: str, detail: str):
+        super().__init__(f"malformed {what} message ({detail})", errno.EBADMSG)
+
+
+class DumpInconsistentError(NetlinkError):
+    """A warning: the rows shown come from a dump the kernel flagged as inconsistent."""
+
+    exit_status = 0
+
+    def __init__(self, message: str):
+        super().__init__(
+            message.replace("; run the command again", "") + "; the rows above may be inconsistent",
+            errno.EINTR,
+        )
+
+
+def robust(what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorator: decoding errors (short attributes, bad lengths) become MalformedMessageError."""
+
+    def wrap(parse: Callable[..., T]) -> Callable[..., T]:
+        def decode(*args: Any, **kwargs: Any) -> T:
+            try:
+                return parse(*args, **kwargs)
+            except (struct.error, IndexError, ValueError, OverflowError) as exc:
+                raise MalformedMessageError(what, f"{type(exc).__name__}: {exc}") from None
+
+        decode.__name__ = parse.__name__
+        decode.__doc__ = parse.__doc__
+        decode.__wrapped__ = parse  # type: ignore[attr-defined]
+        return decode
+
+    return wrap
 
 
 def iter_attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]:
@@ -312,8 +352,10 @@ def dump_with_retry(
     The first `buffer_limit` records are held back until the dump ends or the
     limit is passed, so small tables (the common case, and the one where an
     interface vanishing mid-dump matters) are retried transparently and
-    printed once.  Past the limit records stream; a late interruption is then
-    raised as DumpInterruptedError after the rows already written.
+    printed once.  When every attempt is interrupted (the table keeps
+    changing), the last one is shown, like iproute2 does, and then
+    DumpInconsistentError (a warning) is raised; so it is for a big table
+    interrupted after its rows began to stream.
     """
     for attempt in range(retries + 1):
         held: list[T] = []
@@ -326,11 +368,15 @@ def dump_with_retry(
             else:
                 yield from held
                 return
-        except DumpInterruptedError:
+        except DumpInterruptedError as exc:
             if attempt < retries:
                 continue
-            raise
+            yield from held
+            raise DumpInconsistentError(str(exc)) from None
         # large table: stream the rest
         yield from held
-        yield from records
+        try:
+            yield from records
+        except DumpInterruptedError as exc:
+            raise DumpInconsistentError(str(exc)) from None
         return

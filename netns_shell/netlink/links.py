@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .core import NetlinkSocket, dump_with_retry, iter_attrs, parse_attrs
+from .core import NetlinkSocket, dump_with_retry, iter_attrs, parse_attrs, robust
 from .names import address_family, format_address, format_mac, rt_scope
 
 if TYPE_CHECKING:
@@ -513,6 +513,7 @@ _QUEUE_ATTRS = (
 )
 
 
+@robust("link")
 def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord:
     """One RTM_NEWLINK as `ip -j -d addr show` prints the link (keys in its order)."""
     _family, iftype, index, flags, _change = _IFINFOMSG.unpack_from(buf, start)
@@ -590,6 +591,7 @@ def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord
     return rec
 
 
+@robust("address")
 def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]]:
     family, prefixlen, hdr_flags, scope, index = _IFADDRMSG.unpack_from(buf, start)
     a = parse_attrs(buf, start + 8, end)

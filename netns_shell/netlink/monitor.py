@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .core import NetlinkSocket
+from .core import NetlinkSocket, robust
 from .links import LinkTable, link_table, list_links, parse_address, parse_link
 from .neighbours import AF_BRIDGE, list_fdb, list_neighbours, parse_fdb, parse_neighbour
 from .routes import list_routes, parse_route
@@ -154,21 +154,27 @@ def _stream(
         sock.close()
 
 
-def _events(data: bytes, table: LinkTable, topics: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+@robust("event")
+def _events(data: bytes, table: LinkTable, topics: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The events of one received datagram that belong to `topics`."""
+    found = []
     off = 0
     while off + 16 <= len(data):
         length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, off)
         if length < 16 or off + length > len(data):
             break
         name = _NEW.get(kind) or _DEL.get(kind)
-        if name is not None and off + 17 <= off + length:
+        if name is not None and length > 16:
             family = data[off + 16]
             topic = _wanted(name, family, topics)
             if topic is not None:
                 record = _decode(name, data, off + 16, off + length, table, family)
-                yield {
-                    "event": "deleted" if kind in _DEL else "new",
-                    "object": _OBJECTS[topic],
-                    **record,
-                }
+                found.append(
+                    {
+                        "event": "deleted" if kind in _DEL else "new",
+                        "object": _OBJECTS[topic],
+                        **record,
+                    }
+                )
         off += (length + 3) & ~3
+    return found

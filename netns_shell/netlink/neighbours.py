@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
 from ..records import Shared, SharedRecord
-from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs
+from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs, robust
 from .links import link_names
 from .names import format_address, format_mac, rt_protocol
 
@@ -95,6 +95,7 @@ def _index_of(names: dict[int, str], name: str | None) -> int:
     raise NotFoundError(f"no interface named {name!r} in this namespace")
 
 
+@robust("neighbour")
 def parse_neighbour(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
     """One RTM_NEWNEIGH as `ip -j neigh show` prints it (keys in its order)."""
     _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
@@ -197,6 +198,7 @@ def _neighbour_template(
     return head, tail, Shared({**head, **tail}, own)
 
 
+@robust("neighbour")
 def _neighbour_records(
     data: bytes,
     messages: list[tuple[int, int, int]],
@@ -288,6 +290,7 @@ def list_neighbours(
             sock.close()
 
 
+@robust("fdb")
 def parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
     """One AF_BRIDGE RTM_NEWNEIGH as `bridge -j fdb show` prints it (keys in its order)."""
     _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
@@ -345,6 +348,7 @@ def _fdb_template(data: bytes, start: int, end: int, ifindex: int, names: dict[i
     return head, tail, Shared({**head, **tail}, own)
 
 
+@robust("fdb")
 def _fdb_records(
     data: bytes,
     messages: list[tuple[int, int, int]],

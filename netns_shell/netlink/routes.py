@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, UsageError
 from ..records import Shared, SharedRecord
-from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs
+from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs, robust
 from .links import link_names
 from .names import ds_field, format_address, rt_protocol, rt_scope, rt_table, rt_type, table_id
 
@@ -144,6 +144,7 @@ def _nexthops(
     return hops
 
 
+@robust("route")
 def parse_route(
     buf: bytes, start: int, end: int, names: dict[int, str], show_table: bool
 ) -> RouteRecord:
@@ -308,6 +309,7 @@ class _RouteTemplates:
         self.dst_header = struct.pack("=HH", 8 if family == socket.AF_INET else 20, RTA_DST)
         self.dst_end = 20 + (8 if family == socket.AF_INET else 20)
 
+    @robust("route")
     def records(self, data: bytes, messages: list[tuple[int, int, int]]) -> list[RouteRecord]:
         """The records of one received chunk (a list: one generator layer less per row)."""
         out: list[RouteRecord] = []
