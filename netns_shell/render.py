@@ -354,14 +354,18 @@ def write_json(records: Iterable[Record], out: IO[str], *, batch: int = _BATCH) 
     pending = [first]
     out.write("[")
     separator = ""
-    while pending:
-        pending.extend(itertools.islice(rows, batch - len(pending)))
-        out.write(separator + encode(pending)[1:-1])
-        if batch == 1:
-            out.flush()
-        separator = ","
-        pending = []
-        nxt = next(rows, None)
-        if nxt is not None:
-            pending.append(nxt)
-    out.write("]\n")
+    try:
+        while pending:
+            try:
+                pending.extend(itertools.islice(rows, batch - len(pending)))
+            finally:  # what arrived before a failure is written: the array stays whole
+                out.write(separator + encode(pending)[1:-1])
+            if batch == 1:
+                out.flush()
+            separator = ","
+            pending = []
+            nxt = next(rows, None)
+            if nxt is not None:
+                pending.append(nxt)
+    finally:
+        out.write("]\n")

@@ -86,6 +86,7 @@ class Session:
     _entries: list[NamespaceEntry] | None = None
     _entries_at: float = 0.0
     _labels: dict[tuple[int, int], str] = field(default_factory=dict)
+    _orphans: set[tuple[int, int]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.current is None:
@@ -210,6 +211,29 @@ class Session:
         for callback in self.on_switch:
             callback(self)
 
+    def _check_still_named(self) -> None:
+        """Say once if the current namespace's file or process went away.
+
+        The open handle keeps the namespace alive, so commands go on working
+        in it; the user should know that nothing else names it any more.
+        """
+        ns = self.current
+        if ns is None or ns is self.home or ns.key in self._orphans:
+            return
+        try:
+            st = os.stat(ns.path)
+            still = (st.st_dev, st.st_ino) == ns.key
+        except OSError:
+            still = False
+        if not still:
+            self._orphans.add(ns.key)
+            what = (
+                f"PID {ns.pid} has exited"
+                if ns.pid is not None
+                else f"the namespace file {ns.path} is gone (unmounted, or its container stopped)"
+            )
+            self.console.warn(f"{what}; still inside through the open handle ('host' goes back)")
+
     def go_home(self) -> None:
         self.switch_to(self.home)
 
@@ -237,6 +261,7 @@ class Session:
         """Run one command through the error boundary; returns its exit status."""
         try:
             command = self.registry.lookup(words[0])
+            self._check_still_named()
             if self.read_only and command.changes_state:
                 raise UsageError(f"{command.name}: disabled in --read-only mode")
             args = parse_arguments(command, words[1:])
@@ -246,7 +271,10 @@ class Session:
         except ExitShell:
             raise
         except NetnsShellError as exc:
-            self.console.error(str(exc))
+            if exc.exit_status:
+                self.console.error(str(exc))
+            else:  # a warning: the command did its work
+                self.console.warn(str(exc))
             return exc.exit_status
         except KeyboardInterrupt:
             self.console.stderr.write("^C\n")

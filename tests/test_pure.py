@@ -254,3 +254,15 @@ def test_json_batches_make_one_valid_array():
     out = io.StringIO()
     write_json(iter({"n": i} for i in range(1000)), out)
     assert json.loads(out.getvalue()) == [{"n": i} for i in range(1000)]
+
+
+def test_json_array_stays_whole_when_the_records_fail_midway():
+    def rows():
+        yield {"n": 1}
+        yield {"n": 2}
+        raise RuntimeError("gone")
+
+    out = io.StringIO()
+    with pytest.raises(RuntimeError):
+        write_json(rows(), out, batch=1)
+    assert json.loads(out.getvalue()) == [{"n": 1}, {"n": 2}]
