@@ -165,3 +165,39 @@ def test_missing_privileges_are_named(dropped, named):
     assert proc.returncode == 1, proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{named} is missing" in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["ping -c 1 127.0.0.1", "arping -c 1 127.0.0.1", "capture -c 1"]
+)
+def test_missing_net_raw_is_named(lab, command):
+    import sys
+
+    proc = subprocess.run(
+        [
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-net_raw",
+            sys.executable,
+            "-m",
+            "netns_shell",
+            "--net",
+            lab.path("c1"),
+            "-c",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("netns-shell:")]
+    assert len(lines) == 1 and "CAP_NET_RAW is missing" in lines[0], proc.stderr
+
+
+def test_read_only_refuses_state_changes_and_keeps_reads(lab):
+    for command in ("ping -c 1 10.0.9.3", "arping -c 1 10.0.9.3", "exec true"):
+        run = netns_shell("--read-only", "--net", lab.path("c1"), "-c", command)
+        assert run.status == 2 and "read-only" in run.stderr, command
+    run = netns_shell("--read-only", "--net", lab.path("c1"), "--json", "-c", "links; neigh")
+    assert run.status == 0 and len(run.json_documents) == 2

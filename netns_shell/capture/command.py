@@ -176,7 +176,7 @@ def _open_interface(session: Session, args: dict[str, Any]) -> tuple[Source, str
     source = open_live(
         namespace,
         device,
-        promisc=not args["no_promisc"],
+        promisc=not args["no_promisc"] and not session.read_only,
         names=name_lookup(namespace, interfaces),
     )
     for warning in source.warnings:

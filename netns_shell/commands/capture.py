@@ -81,7 +81,7 @@ def register(registry: Registry) -> None:
         Param(
             "no_promisc",
             ("-p", "--no-promisc"),
-            help="leave promiscuous mode off (like tcpdump -p)",
+            help="leave promiscuous mode off (like tcpdump -p; always so with --read-only)",
         ),
         Param(
             "filter",

@@ -75,7 +75,10 @@ def _run(session: Session, replies: Iterator[Reply], target: str, line) -> Resul
 
 
 def ping(session: Session, args: dict[str, Any]) -> Result:
+    from ..privileges import require
     from ..probes import ping as send
+
+    require("CAP_NET_RAW", action="to send ICMP echo requests")
 
     def line(r: Reply) -> str:
         if r.address is None:
@@ -95,7 +98,10 @@ def ping(session: Session, args: dict[str, Any]) -> Result:
 
 
 def arping(session: Session, args: dict[str, Any]) -> Result:
+    from ..privileges import require
     from ..probes import arping as send
+
+    require("CAP_NET_RAW", action="to send ARP requests")
 
     def line(r: Reply) -> str:
         if r.address is None:
@@ -134,6 +140,7 @@ def register(registry: Registry) -> None:
         ),
         Param("host", metavar="HOST", required=True, help="an IPv4/IPv6 address or a name"),
         examples=("ping 10.0.1.3", "ping -c 1 fd00:9::2"),
+        changes_state=True,  # sends packets, and fills the neighbour table
     )(ping)
     registry.command(
         "arping",
@@ -161,4 +168,5 @@ def register(registry: Registry) -> None:
         ),
         Param("ip", metavar="IP", required=True, help="an IPv4 address"),
         examples=("arping 10.0.1.3", "arping -I br0 -c 1 10.0.1.4"),
+        changes_state=True,  # sends packets
     )(arping)
