@@ -24,6 +24,7 @@ from .commands.registry import Command, Param, Registry
 from .errors import NetnsShellError, NotFoundError, PrivilegeError, UsageError
 from .extensions import API_VERSION
 from .namespace import NetNamespace
+from .netlink.core import NetlinkSocket
 from .render import Column, Result
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Column",
     "Command",
     "NetNamespace",
+    "NetlinkSocket",
     "NetnsShellError",
     "NotFoundError",
     "Param",

@@ -17,7 +17,10 @@ __all__ = ["command_help", "help_lines", "register"]
 
 def help_lines(registry: Registry) -> Iterator[str]:
     """The command list `help` prints, generated from the registry."""
-    rows = [(c.usage(), c.summary) for c in registry]
+    rows = [
+        (c.usage(), c.summary if c.source == "built-in" else f"{c.summary} [{c.source}]")
+        for c in registry
+    ]
     width = min(max(len(u) for u, _ in rows), 44)
     yield "Commands (help CMD for details; ';' separates commands):"
     for usage, summary in rows:
@@ -36,6 +39,8 @@ def command_help(command: Command) -> Iterator[str]:
     yield f"usage: {command.usage()}"
     if command.aliases:
         yield f"aliases: {', '.join(command.aliases)}"
+    if command.source != "built-in":
+        yield f"from: {command.source}"
     yield ""
     yield command.summary
     if command.params:
