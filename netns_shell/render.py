@@ -112,6 +112,15 @@ class Console:
         self.stderr.write(f"netns-shell: {for_terminal(message)}\n")
         self.stderr.flush()
 
+    def end_interrupted_line(self) -> None:
+        """After a Ctrl-C the terminal echoed '^C' mid-line: start a new one."""
+        try:
+            if self.stderr.isatty():
+                self.stderr.write("\n")
+                self.stderr.flush()
+        except (AttributeError, ValueError):
+            pass
+
     def warn(self, message: str) -> None:
         self.stderr.write(f"netns-shell: warning: {for_terminal(message)}\n")
         self.stderr.flush()

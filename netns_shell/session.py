@@ -265,8 +265,12 @@ class Session:
             if self.read_only and command.changes_state:
                 raise UsageError(f"{command.name}: disabled in --read-only mode")
             args = parse_arguments(command, words[1:])
-            result = command.handler(self, args)
-            self.renderer.render(result)
+            try:
+                result = command.handler(self, args)
+                self.renderer.render(result)
+            except NetnsShellError as exc:
+                _name_the_command(exc, command.name)
+                raise
             return result.status
         except ExitShell:
             raise
@@ -297,6 +301,13 @@ class Session:
         if self.current is not None and self.current is not self.home:
             self.current.close()
         self.home.close()
+
+
+def _name_the_command(exc: NetnsShellError, name: str) -> None:
+    """Prefix an error's one line with the command it came from (once)."""
+    message = str(exc)
+    if not message.startswith(f"{name}:"):
+        exc.args = (f"{name}: {message}",)
 
 
 def _named_file(name: str) -> str | None:

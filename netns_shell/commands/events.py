@@ -86,8 +86,9 @@ def watch(session: Session, args: dict[str, Any]) -> Result:
                 seen += 1
                 if args["count"] and seen >= args["count"]:
                     return
-        except KeyboardInterrupt:
-            return  # Ctrl-C ends the watch, not the shell
+        except KeyboardInterrupt:  # Ctrl-C ends the watch, not the shell
+            session.console.end_interrupted_line()
+            return
         finally:
             events.close()
 

@@ -26,10 +26,6 @@ def _holders(r: Record) -> str:
     return f"{text} +{more}" if more > 0 else text
 
 
-def _name(r: Record) -> str:
-    return ("* " if r.get("current") else "  ") + r["name"]
-
-
 def _names(r: Record) -> str:
     parts = [r[k] for k in ("container", "network", "pod") if r.get(k)]
     if r.get("error"):
@@ -38,7 +34,8 @@ def _names(r: Record) -> str:
 
 
 NS_COLUMNS = (
-    Column("NAME", _name),
+    Column("", lambda r: "*" if r.get("current") else "", reads=("current",)),
+    Column.of("NAME", "name"),
     Column.of("KIND", "kind"),
     Column.of("INODE", "inode", safe=True),
     Column.of("LINKS", "links", safe=True),

@@ -50,8 +50,8 @@ def _run(session: Session, replies: Iterator[Reply], target: str, line) -> Resul
                 sent += 1
                 answered += reply.address is not None
                 yield _record(reply) if session.console.json else line(reply)
-        except KeyboardInterrupt:
-            pass
+        except KeyboardInterrupt:  # Ctrl-C ends the probes, then the summary
+            session.console.end_interrupted_line()
         finally:
             replies.close()
         loss = 100.0 * (sent - answered) / sent if sent else 100.0
