@@ -201,3 +201,29 @@ def test_read_only_refuses_state_changes_and_keeps_reads(lab):
         assert run.status == 2 and "read-only" in run.stderr, command
     run = netns_shell("--read-only", "--net", lab.path("c1"), "--json", "-c", "links; neigh")
     assert run.status == 0 and len(run.json_documents) == 2
+
+
+def test_docker_socket_that_refuses_means_no_names(tmpdir_clean):
+    import socket
+
+    docker = tmpdir_clean / "docker" / "netns"
+    docker.mkdir(parents=True)
+    sandbox = docker / "0123456789ab"
+    sandbox.touch()
+    subprocess.run(["unshare", f"--net={sandbox}", "true"], check=True)
+    refusing = socket.socket(socket.AF_UNIX)
+    path = tmpdir_clean / "refuse.sock"
+    refusing.bind(str(path))  # bound, never listening: connect() is refused
+    try:
+        run = netns_shell(
+            "--json",
+            "--list",
+            env={"NETNS_SHELL_PATH": str(docker), "DOCKER_HOST": f"unix://{path}"},
+        )
+    finally:
+        refusing.close()
+    assert run.status == 0
+    warnings = run.stderr.strip().splitlines()
+    assert len(warnings) == 1 and "docker" in warnings[0] and "refused" in warnings[0]
+    record = next(r for r in run.json if str(sandbox) in r["paths"])
+    assert "container" not in record

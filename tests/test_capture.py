@@ -177,7 +177,7 @@ def test_writes_exactly_the_matching_packets(pair, tmp_path):
     assert struct.unpack("<I", header[20:24])[0] == 1  # link type EN10MB
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_mid_capture_leaves_a_readable_file(pair, tmp_path, signum):
     out = tmp_path / "s.pcap"
     with capturing(pair, f"capture -w {out} udp") as proc:

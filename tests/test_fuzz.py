@@ -4,7 +4,7 @@ Random and truncated inputs must end either in a result or in a typed error
 (UsageError, MalformedMessageError): never in an exception that would reach
 the user as a traceback.  NETNS_SHELL_FUZZ_EXAMPLES sets the number of
 examples per target (default 300; the figures in docs/hardening.md come from
-a run with 20000).
+a run with 5000).
 """
 
 from __future__ import annotations
