@@ -175,13 +175,20 @@ class Renderer:
         self._page(table, rows, result.columns)
 
     def _page(self, table: str, rows: Iterator[Record], columns: Sequence[Column]) -> None:
+        import shlex
         import subprocess
 
-        command = os.environ.get("PAGER") or "less -FRSX"
+        try:
+            command = shlex.split(os.environ.get("PAGER") or "less -FRSX")
+        except ValueError:
+            command = []
+        if not command or shutil.which(command[0]) is None:  # no pager: print it all
+            self.console.stdout.write(table + "\n")
+            write_plain_rows(rows, columns, _widths_of(table), self.console.stdout)
+            return
         try:
             pager = subprocess.Popen(
                 command,
-                shell=True,
                 stdin=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",

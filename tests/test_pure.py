@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 
@@ -266,3 +267,19 @@ def test_json_array_stays_whole_when_the_records_fail_midway():
     with pytest.raises(RuntimeError):
         write_json(rows(), out, batch=1)
     assert json.loads(out.getvalue()) == [{"n": 1}, {"n": 2}]
+
+
+def test_a_missing_pager_prints_the_table_itself(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("PAGER", "no-such-pager-xyz --flag")
+    monkeypatch.setattr(
+        "shutil.get_terminal_size", lambda fallback=None: os.terminal_size((80, 10))
+    )
+    console = Console(stdout=Terminal(), stderr=io.StringIO())
+    rows = [{"n": i} for i in range(50)]
+    Renderer(console).render(Result.table(iter(rows), (Column.of("N", "n"),)))
+    lines = console.stdout.getvalue().splitlines()
+    assert [line.strip() for line in lines[2:]] == [str(i) for i in range(50)]
