@@ -110,3 +110,16 @@ def test_capture_to_file(fresh_lab, tmp_path):
         ["tshark", "-r", str(path), "-T", "fields", "-e", "ip.src"], text=True
     ).split()
     assert rows == [c1.ip] * 3
+
+
+def test_a_fresh_interpreter_imports_the_cli_and_the_api():
+    import subprocess
+    import sys
+
+    code = "import netns_shell.cli, netns_shell; print(netns_shell.find.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "netns_shell.api", out.stderr
+    version = subprocess.run(
+        [sys.executable, "-m", "netns_shell", "--version"], capture_output=True, text=True
+    )
+    assert version.returncode == 0, version.stderr

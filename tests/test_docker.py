@@ -18,28 +18,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from netns_shell.docker import DockerClient, DockerError
 from tests.conftest import netns_shell, unique
+from tests.dockerenv import docker, engine_or_skip, wait_for_path
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
 IMAGE = "netns-shell-test-busybox:latest"
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
-
-
-def _engine_or_skip() -> None:
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI to set up the test containers (apt-get install docker.io)")
-    try:
-        DockerClient(timeout=5).ping()
-    except DockerError as exc:
-        pytest.skip(f"no Docker engine answers: {exc}")
 
 
 def _ensure_image() -> None:
@@ -86,7 +70,7 @@ def _wait_for_tasks(service: str, replicas: int, timeout: float = 120) -> list[s
 
 @pytest.fixture(scope="module")
 def swarm():
-    _engine_or_skip()
+    engine_or_skip("to set up the test containers")
     _ensure_image()
     state = docker("info", "--format", "{{.Swarm.LocalNodeState}}")
     created = state != "active"
@@ -121,7 +105,7 @@ def swarm():
         for cid in [*ids, setup.standalone]:
             info = json.loads(docker("inspect", cid))[0]
             setup.containers[info["Name"].lstrip("/")] = info
-        _wait_for_namespace(setup.overlay_ns)
+        wait_for_path(f"/var/run/docker/netns/{setup.overlay_ns}", "overlay namespace")
         yield setup
     finally:
         docker("service", "rm", setup.service, check=False)
@@ -135,14 +119,6 @@ def swarm():
             time.sleep(1)
         if created:
             docker("swarm", "leave", "--force", check=False)
-
-
-def _wait_for_namespace(name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(f"/var/run/docker/netns/{name}"):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"overlay namespace {name} did not appear")
-        time.sleep(0.2)
 
 
 def _wait_gone(service: str, timeout: float = 60) -> None:

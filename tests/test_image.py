@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from netns_shell.docker import DockerClient, DockerError
 from tests.conftest import ROOT, Run, unique
+from tests.dockerenv import docker, engine_or_skip, wait_for_path
 
 BASE = "netns-shell-base:bookworm"
 NETNS_DIR = "/var/run/docker/netns"
@@ -40,22 +40,6 @@ CAPABILITIES = ("--cap-add", "SYS_ADMIN", "--cap-add", "SYS_PTRACE", "--cap-add"
 FDB_KEYS = ("mac", "ifname", "master", "dst", "state", "flags", "vlan")
 FAKE_PEER_MAC = "02:42:0a:ff:ff:01"  # a remote container's MAC behind a VTEP, as the engine adds
 FAKE_PEER_VTEP = "127.0.0.1"  # never sent to: nothing talks to FAKE_PEER_MAC
-
-
-def docker(*args: str, check: bool = True, timeout: float = 120) -> str:
-    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout.strip()
-
-
-def _engine_or_skip() -> None:
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI to build and run the image (apt-get install docker.io)")
-    try:
-        DockerClient(timeout=5).ping()
-    except DockerError as exc:
-        pytest.skip(f"no Docker engine answers: {exc}")
 
 
 @dataclass
@@ -128,10 +112,15 @@ def _remove_build_leftovers(before: set[str]) -> None:
             docker("rmi", image_id, check=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def image(request: pytest.FixtureRequest) -> Iterator[Image]:
-    """The image built from this checkout under a tag of its own, removed afterwards."""
-    _engine_or_skip()
+    """The image built from this checkout under a tag of its own, removed afterwards.
+
+    Session-scoped: one build per test run, however the docker tests are ordered. Removing
+    the build's dangling leftovers between two builds would break the second one's cache
+    (the legacy builder then fails with "unknown parent image ID").
+    """
+    engine_or_skip("to build and run the image")
     built = Image(tag=f"netns-shell-test-image:{unique('t')}")
     before = set(docker("images", "-aq", "--no-trunc").split())
     try:
@@ -152,7 +141,7 @@ def image(request: pytest.FixtureRequest) -> Iterator[Image]:
         _report(request, f"\ntest_image: {timings}{size_note}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rslave_mounts() -> Iterator[None]:
     """Make `-v /var/run/docker/netns:...:rslave` possible, as it is on systemd hosts.
 
@@ -182,7 +171,7 @@ def rslave_mounts() -> Iterator[None]:
         os.close(lock)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def privileges(image: Image, request: pytest.FixtureRequest) -> tuple[str, ...]:
     """--privileged, or the capabilities netns-shell needs where the engine cannot grant all.
 
@@ -208,7 +197,7 @@ def privileges(image: Image, request: pytest.FixtureRequest) -> tuple[str, ...]:
     return CAPABILITIES
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def overlay(image: Image, privileges: tuple[str, ...], rslave_mounts: None) -> Iterator[Overlay]:
     """An attachable swarm overlay network of our own with one container on it (so its
     namespace exists); the swarm is made (and left again) only when the node is in none."""
@@ -225,7 +214,7 @@ def overlay(image: Image, privileges: tuple[str, ...], rslave_mounts: None) -> I
             "run", "-d", "--name", setup.container, "--network", name,
             "--entrypoint", "sleep", image.tag, "infinity",
         )  # fmt: skip
-        _wait_for_namespace(setup.path)
+        wait_for_path(setup.path, "overlay namespace")
         yield setup
     finally:
         docker("rm", "-f", setup.container, check=False)
@@ -236,14 +225,6 @@ def overlay(image: Image, privileges: tuple[str, ...], rslave_mounts: None) -> I
             time.sleep(1)
         if created_swarm:
             docker("swarm", "leave", "--force", check=False)
-
-
-def _wait_for_namespace(path: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"overlay namespace {path} did not appear")
-        time.sleep(0.2)
 
 
 def run_image(overlay: Overlay, *args: str, options: tuple[str, ...] | None = None) -> Run:

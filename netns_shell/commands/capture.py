@@ -9,28 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
 from ..render import Result
-from .registry import Param, Registry
+from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from ..session import Session
 
 __all__ = ["register"]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise UsageError(f"expected a positive number, got '{text}'")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise UsageError(f"expected a positive number of seconds, got '{text}'")
-    return value
 
 
 def capture(session: Session, args: dict[str, Any]) -> Result:
@@ -54,14 +39,14 @@ def register(registry: Registry) -> None:
             "count",
             ("-c", "--count"),
             metavar="N",
-            convert=_positive_int,
+            convert=positive_int,
             help="stop after N packets",
         ),
         Param(
             "duration",
             ("--duration",),
             metavar="S",
-            convert=_positive_seconds,
+            convert=positive_seconds,
             help="stop after S seconds",
         ),
         Param(

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..render import Column, Result
-from .registry import Param, Registry
+from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -97,21 +97,24 @@ def watch(session: Session, args: dict[str, Any]) -> Result:
     return Result.text(describe_event(e) for e in stream())
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
-
-
 def register(registry: Registry) -> None:
     registry.command(
         "watch",
         "live netlink events (links, addr, neigh, fdb, routes) until Ctrl-C",
         Param(
-            "count", ("-c", "--count"), metavar="N", convert=_positive, help="stop after N events"
+            "count",
+            ("-c", "--count"),
+            metavar="N",
+            convert=positive_int,
+            help="stop after N events",
         ),
-        Param("duration", ("--duration",), metavar="S", convert=float, help="stop after S seconds"),
+        Param(
+            "duration",
+            ("--duration",),
+            metavar="S",
+            convert=positive_seconds,
+            help="stop after S seconds",
+        ),
         Param(
             "topics",
             metavar="TOPIC",

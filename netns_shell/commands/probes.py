@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..render import Column, Result
-from .registry import Param, Registry
+from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from ..probes import Reply
@@ -20,13 +20,6 @@ REPLY_COLUMNS = (
     Column.of("TIME_MS", "time_ms", safe=True),
     Column.of("LLADDR", "lladdr", safe=True),
 )
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(text)
-    return value
 
 
 def _record(reply: Reply) -> dict[str, Any]:
@@ -120,24 +113,31 @@ def arping(session: Session, args: dict[str, Any]) -> Result:
     return _run(session, replies, args["ip"], line)
 
 
-def register(registry: Registry) -> None:
-    registry.command(
-        "ping",
-        "ICMP echo from inside the namespace (fills its ARP/NDP table)",
+def _probe_params(count: int) -> tuple[Param, ...]:
+    """-c and -W, the same for every probe."""
+    return (
         Param(
             "count",
             ("-c", "--count"),
             metavar="N",
-            convert=_positive,
-            help="how many requests (default 4)",
+            convert=positive_int,
+            help=f"how many requests (default {count})",
         ),
         Param(
             "timeout",
             ("-W", "--timeout"),
             metavar="S",
-            convert=float,
+            convert=positive_seconds,
             help="seconds to wait for each reply (default 1)",
         ),
+    )
+
+
+def register(registry: Registry) -> None:
+    registry.command(
+        "ping",
+        "ICMP echo from inside the namespace (fills its ARP/NDP table)",
+        *_probe_params(4),
         Param("host", metavar="HOST", required=True, help="an IPv4/IPv6 address or a name"),
         examples=("ping 10.0.1.3", "ping -c 1 fd00:9::2"),
         changes_state=True,  # sends packets, and fills the neighbour table
@@ -145,20 +145,7 @@ def register(registry: Registry) -> None:
     registry.command(
         "arping",
         "ARP requests from inside the namespace: who has this IPv4 address",
-        Param(
-            "count",
-            ("-c", "--count"),
-            metavar="N",
-            convert=_positive,
-            help="how many requests (default 3)",
-        ),
-        Param(
-            "timeout",
-            ("-W", "--timeout"),
-            metavar="S",
-            convert=float,
-            help="seconds to wait for each reply (default 1)",
-        ),
+        *_probe_params(3),
         Param(
             "iface",
             ("-I", "--interface"),

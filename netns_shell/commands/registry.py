@@ -18,7 +18,14 @@ if TYPE_CHECKING:
     from ..render import Result
     from ..session import Session
 
-__all__ = ["Command", "Param", "Registry", "parse_arguments"]
+__all__ = [
+    "Command",
+    "Param",
+    "Registry",
+    "parse_arguments",
+    "positive_int",
+    "positive_seconds",
+]
 
 Handler = Callable[["Session", dict[str, Any]], "Result"]
 
@@ -197,6 +204,22 @@ class Registry:
     def __iter__(self) -> Iterator[Command]:
         self.load()
         return iter(self.commands[name] for name in sorted(self.commands))
+
+
+def positive_int(text: str) -> int:
+    """A Param converter: a whole number above zero (counts)."""
+    value = int(text)
+    if value <= 0:
+        raise UsageError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """A Param converter: a number of seconds above zero (durations, timeouts)."""
+    value = float(text)
+    if not value > 0:  # also refuses NaN
+        raise UsageError(f"expected a positive number of seconds, got '{text}'")
+    return value
 
 
 def parse_arguments(command: Command, words: list[str]) -> dict[str, Any]:
