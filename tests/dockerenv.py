@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -37,3 +42,74 @@ def wait_for_path(path: str, what: str, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} {path} did not appear")
         time.sleep(0.2)
+
+
+SHARED_STATE_DIR = "/run/netns-shell-tests"
+
+
+def _alive(token: str) -> bool:
+    try:
+        os.kill(int(token.split("-", 1)[0]), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+@contextmanager
+def shared_setting(
+    name: str, in_place: Callable[[], bool], make: Callable[[], None], undo: Callable[[], None]
+) -> Iterator[None]:
+    """Hold a host-wide setting (the node in a swarm, a shared mount) for as long as the block
+    runs, shared by every test process on the host: xdist workers and concurrent runs alike.
+
+    The first user makes it when it is missing; the last user undoes it, and only when one of
+    ours made it (a swarm the host was already in is left alone). Users are counted in a state
+    file under a lock held only while it is read and written; users whose process died are
+    dropped, so a crashed run's setting is undone by the next run's last user.
+    """
+    os.makedirs(SHARED_STATE_DIR, exist_ok=True)
+    state_path = os.path.join(SHARED_STATE_DIR, f"{name}.json")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+
+    @contextmanager
+    def locked_state() -> Iterator[dict]:
+        with open(state_path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                with open(state_path) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                state = {}
+            state = {"made": bool(state.get("made")), "users": list(state.get("users", []))}
+            state["users"] = [u for u in state["users"] if _alive(u)]
+            yield state
+            with open(state_path, "w") as f:
+                json.dump(state, f)
+
+    with locked_state() as state:
+        if not in_place():
+            make()
+            state["made"] = True
+        state["users"].append(token)
+    try:
+        yield
+    finally:
+        with locked_state() as state:
+            state["users"] = [u for u in state["users"] if u != token]
+            if not state["users"] and state["made"]:
+                undo()
+                state["made"] = False
+
+
+@contextmanager
+def swarm_node() -> Iterator[None]:
+    """This node in a swarm (`docker swarm init` when it is in none) while the block runs."""
+    with shared_setting(
+        "swarm",
+        in_place=lambda: docker("info", "--format", "{{.Swarm.LocalNodeState}}") == "active",
+        make=lambda: docker("swarm", "init", "--advertise-addr", "127.0.0.1"),
+        undo=lambda: docker("swarm", "leave", "--force", check=False),
+    ):
+        yield

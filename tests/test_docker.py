@@ -14,12 +14,13 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from tests.conftest import netns_shell, unique
-from tests.dockerenv import docker, engine_or_skip, wait_for_path
+from tests.dockerenv import docker, engine_or_skip, swarm_node, wait_for_path
 
 pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("docker")]
 
@@ -49,7 +50,6 @@ class Swarm:
     network_id: str
     service: str
     standalone: str
-    created_swarm: bool
     containers: dict[str, dict] = field(default_factory=dict)  # name -> inspect
 
     @property
@@ -72,18 +72,13 @@ def _wait_for_tasks(service: str, replicas: int, timeout: float = 120) -> list[s
 def swarm():
     engine_or_skip("to set up the test containers")
     _ensure_image()
-    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}")
-    created = state != "active"
-    if created:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    with swarm_node():
+        yield from _swarm_setup()
+
+
+def _swarm_setup() -> Iterator[Swarm]:
     name = unique("nst-ov")
-    setup = Swarm(
-        network=name,
-        network_id="",
-        service=f"{name}-svc",
-        standalone=f"{name}-c",
-        created_swarm=created,
-    )
+    setup = Swarm(network=name, network_id="", service=f"{name}-svc", standalone=f"{name}-c")
     try:
         setup.network_id = docker("network", "create", "-d", "overlay", "--attachable", name)
         docker(
@@ -117,8 +112,6 @@ def swarm():
             ):
                 break
             time.sleep(1)
-        if created:
-            docker("swarm", "leave", "--force", check=False)
 
 
 def _wait_gone(service: str, timeout: float = 60) -> None:

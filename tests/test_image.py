@@ -14,7 +14,6 @@ undone afterwards, also when a test fails. Timings go to the terminal (with -n 0
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -28,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, Run, unique
-from tests.dockerenv import docker, engine_or_skip, wait_for_path
+from tests.dockerenv import docker, engine_or_skip, shared_setting, swarm_node, wait_for_path
 
 BASE = "netns-shell-base:bookworm"
 NETNS_DIR = "/var/run/docker/netns"
@@ -147,28 +146,26 @@ def rslave_mounts() -> Iterator[None]:
 
     Docker refuses an rslave volume whose source lies on a private mount ("is mounted on / but
     it is not a shared or slave mount"): hosts without systemd (minimal VMs, CI sandboxes) have a
-    private /. The mount is made shared for the tests and private again afterwards. A lock on
-    that mount point keeps concurrent runs (other checkouts) from undoing it under us.
+    private /. The mount is made shared while any test process needs it and private again after
+    the last one (a mount that was shared already is left as it was).
     """
-    target, propagation = subprocess.check_output(
-        ["findmnt", "-n", "-o", "TARGET,PROPAGATION", "-T", NETNS_DIR], text=True
-    ).split()
-    lock = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        _, propagation = subprocess.check_output(
-            ["findmnt", "-n", "-o", "TARGET,PROPAGATION", "-T", NETNS_DIR], text=True
-        ).split()
-        changed = "shared" not in propagation and "slave" not in propagation
-        if changed:
-            subprocess.run(["mount", "--make-shared", target], check=True)
-        try:
-            yield
-        finally:
-            if changed:
-                subprocess.run(["mount", "--make-private", target], check=False)
-    finally:
-        os.close(lock)
+    target = subprocess.check_output(
+        ["findmnt", "-n", "-o", "TARGET", "-T", NETNS_DIR], text=True
+    ).strip()
+
+    def in_place() -> bool:
+        propagation = subprocess.check_output(
+            ["findmnt", "-n", "-o", "PROPAGATION", target], text=True
+        )
+        return "shared" in propagation or "slave" in propagation
+
+    with shared_setting(
+        "mount-propagation" + target.replace("/", "-"),
+        in_place=in_place,
+        make=lambda: subprocess.run(["mount", "--make-shared", target], check=True),
+        undo=lambda: subprocess.run(["mount", "--make-private", target], check=False),
+    ):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -201,9 +198,11 @@ def privileges(image: Image, request: pytest.FixtureRequest) -> tuple[str, ...]:
 def overlay(image: Image, privileges: tuple[str, ...], rslave_mounts: None) -> Iterator[Overlay]:
     """An attachable swarm overlay network of our own with one container on it (so its
     namespace exists); the swarm is made (and left again) only when the node is in none."""
-    created_swarm = docker("info", "--format", "{{.Swarm.LocalNodeState}}") != "active"
-    if created_swarm:
-        docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    with swarm_node():
+        yield from _overlay_setup(image, privileges)
+
+
+def _overlay_setup(image: Image, privileges: tuple[str, ...]) -> Iterator[Overlay]:
     name = unique("nst-img")
     setup = Overlay(
         image=image, network=name, network_id="", container=f"{name}-c", privileges=privileges
@@ -223,8 +222,6 @@ def overlay(image: Image, privileges: tuple[str, ...], rslave_mounts: None) -> I
             if not docker("network", "ls", "-q", "--filter", f"name={name}"):
                 break
             time.sleep(1)
-        if created_swarm:
-            docker("swarm", "leave", "--force", check=False)
 
 
 def run_image(overlay: Overlay, *args: str, options: tuple[str, ...] | None = None) -> Run:
