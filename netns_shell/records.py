@@ -30,7 +30,9 @@ class SharedRecord(dict):
     """A dict whose keys outside `shared.own_keys` equal `shared.values`.
 
     Build it as `r = SharedRecord(own); r.update(shared.values); r.shared = shared`
-    (no Python-level __init__: this runs once per row of million-row tables).
+    (no Python-level __init__: this runs once per row of million-row tables).  Own
+    keys may sit between shared ones, but records of one Shared that hold the same
+    keys hold them in the same order: the JSON writer encodes the shared part once.
     """
 
     __slots__ = ("shared",)

@@ -20,6 +20,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import IO, Any
 
 from .records import Shared, SharedRecord
@@ -237,6 +238,7 @@ def _widths_of(table: str) -> list[int]:
 
 
 _CELL_CACHE_LIMIT = 4096
+_KEYED_CELL_LIMIT = 65536
 _BATCH = 256
 
 
@@ -260,7 +262,8 @@ class RowFormatter:
     def __init__(self, columns: Sequence[Column], widths: Sequence[int]):
         self.columns = list(columns)
         self._caches: list[dict[Any, str]] = [{} for _ in columns]
-        self._shared: dict[Shared, tuple[list[str], list[int]]] = {}
+        self._shared: dict[Shared, tuple[list[str], list[list]]] = {}
+        self._keyed_size = 0  # cells held by the per-Shared caches of computed columns
         self._format = "  ".join(f"%-{w}s" for w in widths[:-1])
         self._format = f"{self._format}  %s" if self._format else "%s"
 
@@ -291,23 +294,59 @@ class RowFormatter:
             if not todo:
                 return tuple(template)
             out = template.copy()
-            for index in todo:
-                out[index] = self.cell(index, record)
+            for step in todo:
+                index, key, cache = step[0], step[1], step[2]
+                if key is None:
+                    out[index] = self.cell(index, record)
+                    continue
+                value = record.get(key)
+                if value.__class__ is not str:
+                    out[index] = self.cell(index, record)
+                elif cache is None:  # a safe column showing the key as is
+                    out[index] = value
+                else:
+                    step[3] += 1
+                    cell = cache.get(value)
+                    if cell is None:
+                        cell = self.cell(index, record)
+                        if len(cache) >= 64 and len(cache) * 2 > step[3]:
+                            step[1:] = [None, None, 0]  # values rarely repeat: stop caching
+                            self._keyed_size -= len(cache)
+                        elif self._keyed_size < _KEYED_CELL_LIMIT:
+                            cache[value] = cell
+                            self._keyed_size += 1
+                    out[index] = cell
             return tuple(out)
         return tuple([self.cell(index, record) for index in range(len(self.columns))])
 
-    def _shared_cells(self, record: SharedRecord) -> tuple[list[str], list[int]]:
-        """Cells every record of `record.shared` has in common, and the indexes to compute."""
+    def _shared_cells(self, record: SharedRecord) -> tuple[list[str], list[list]]:
+        """Cells every record of `record.shared` has in common, and how to get the others.
+
+        A cell to compute is [index, key, cache, lookups]: a safe column of one own key
+        takes the value as is (cache None); a computed column that reads one own key
+        caches its cells by that key's value (for records of this Shared, nothing else
+        varies) while at least half the lookups hit; other cells are formatted each
+        time (key None).
+        """
         own = record.shared.own_keys
-        template, todo = [], []
+        template: list[str] = []
+        todo: list[list] = []
         for index, column in enumerate(self.columns):
-            if column.reads is not None and own.isdisjoint(column.reads):
+            reads = column.reads
+            if reads is not None and own.isdisjoint(reads):
                 template.append(self.cell(index, record))
+                continue
+            template.append("")
+            varying = own.intersection(reads) if reads is not None else ()
+            if column.key is not None and column.safe:
+                todo.append([index, column.key, None, 0])
+            elif column.key is None and len(varying) == 1:
+                todo.append([index, next(iter(varying)), {}, 0])
             else:
-                template.append("")
-                todo.append(index)
+                todo.append([index, None, None, 0])
         if len(self._shared) >= _CELL_CACHE_LIMIT:
             self._shared.clear()
+            self._keyed_size = 0
         entry = self._shared[record.shared] = (template, todo)
         return entry
 
@@ -354,19 +393,70 @@ def write_plain_rows(
         out.write("\n".join(batch) + "\n")
 
 
+class JsonRows:
+    """The compact JSON text of records, exactly as `json.dumps` would write it.
+
+    A SharedRecord's shared keys are encoded once per Shared: its rows are one
+    %-format of their own values (records of one Shared that hold the same keys
+    hold them in the same order: see records.SharedRecord).  Other records go
+    to the C encoder whole.
+    """
+
+    def __init__(self) -> None:
+        self.encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+        self._templates: dict[Shared, tuple[int, str, tuple[str, ...]]] = {}
+
+    def text(self, record: Record) -> str:
+        if record.__class__ is SharedRecord:
+            entry = self._templates.get(record.shared)
+            if entry is None:
+                entry = self._template(record)
+            if entry is not None and len(record) == entry[0]:
+                return entry[1] % tuple(
+                    [
+                        _json_string(v) if v.__class__ is str else self.encode(v)
+                        for v in map(record.__getitem__, entry[2])
+                    ]
+                )
+        return self.encode(record)
+
+    def _template(self, record: SharedRecord) -> tuple[int, str, tuple[str, ...]] | None:
+        """(length, format, own keys in order) from a record holding every own key."""
+        shared = record.shared
+        own = shared.own_keys
+        if len(record) != len(shared.values) + len(own) or not own <= record.keys():
+            return None  # wait for a record holding every own key
+        pieces, order = [], []
+        for key, value in record.items():
+            name = _json_string(key).replace("%", "%%")
+            if key in own:
+                pieces.append(f"{name}:%s")
+                order.append(key)
+            else:
+                pieces.append(f"{name}:" + self.encode(value).replace("%", "%%"))
+        if len(self._templates) >= _CELL_CACHE_LIMIT:
+            self._templates.clear()
+        entry = self._templates[shared] = (len(record), "{" + ",".join(pieces) + "}", tuple(order))
+        return entry
+
+    def texts(self, records: list[Record]) -> str:
+        """The records as the inside of a JSON array."""
+        text = self.text
+        return ",".join([text(r) for r in records])
+
+
 def write_json(records: Iterable[Record], out: IO[str], *, batch: int = _BATCH) -> None:
     """One JSON array, written as records arrive; always valid ASCII JSON.
 
-    Records are encoded in batches by the C encoder (one call per batch, not
-    per record): the array is compact, like `ip -j`.  `batch=1` writes and
-    flushes every record as it comes (live output).
+    Records are encoded in batches (see JsonRows): the array is compact, like
+    `ip -j`.  `batch=1` writes and flushes every record as it comes (live output).
     """
     rows = iter(records)
     first = next(rows, None)  # errors surface before anything is written
     if first is None:
         out.write("[]\n")
         return
-    encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+    texts = JsonRows().texts
     pending = [first]
     out.write("[")
     separator = ""
@@ -375,7 +465,7 @@ def write_json(records: Iterable[Record], out: IO[str], *, batch: int = _BATCH) 
             try:
                 pending.extend(itertools.islice(rows, batch - len(pending)))
             finally:  # what arrived before a failure is written: the array stays whole
-                out.write(separator + encode(pending)[1:-1])
+                out.write(separator + texts(pending))
             if batch == 1:
                 out.flush()
             separator = ","

@@ -251,6 +251,63 @@ def test_shared_records_render_like_plain_dicts():
     assert json.loads(json.dumps(records[0])) == {"dst": "10.0.0.1", "dev": "br0", "flags": []}
 
 
+def _shared_rows():
+    """SharedRecords as the dumps build them: own keys around the shared ones, some absent."""
+    from netns_shell.records import Shared, SharedRecord
+
+    shared = Shared(
+        {"dev": HOSTILE, "state": ["PERMANENT"], "n": 7, "pct": "100%s%d", "nil": None, "%s": 1},
+        frozenset(("dst", "lladdr")),
+    )
+    other = Shared({"dev": "br0", "vni": 4097}, frozenset(("dst", "lladdr")))
+    rows = []
+    for i, (dst, lladdr, part) in enumerate(
+        [
+            ("10.0.0.1", None, shared),  # an own key absent first: no template from it
+            ("10.0.0.2", "02:00:00:00:00:02", shared),
+            ("fd00::3", "x\x1b%s\u00e9", shared),
+            (None, "02:00:00:00:00:04", other),
+            ("10.0.0.5", 5, other),  # an own value that is not a string
+            ("10.0.0.6", ["a", "%"], other),
+        ]
+    ):
+        record = SharedRecord({"dst": dst} if dst is not None else {})
+        record.update({"dev": part.values["dev"]})
+        if lladdr is not None:
+            record["lladdr"] = lladdr
+        record.update({k: v for k, v in part.values.items() if k != "dev"})
+        record.shared = part
+        rows.append(record)
+        if i == 1:
+            rows.append({"plain": "dict", "i": i})
+    return rows
+
+
+def test_json_of_shared_records_is_what_json_dumps_writes():
+    rows = _shared_rows() * 3
+    for batch in (1, 4, 256):
+        out = io.StringIO()
+        write_json(iter(rows), out, batch=batch)
+        assert out.getvalue() == json.dumps(rows, separators=(",", ":")) + "\n"
+
+
+def test_cells_of_a_computed_column_cached_per_shared_value():
+    from netns_shell.render import RowFormatter
+
+    columns = (
+        Column.of("DST", "dst", safe=True),
+        Column("REMOTE", lambda r: f"{r.get('dst')} vni {r.get('vni')}", reads=("dst", "vni")),
+        Column.of("LL", "lladdr"),
+        Column.of("DEV", "dev"),
+    )
+    rows = _shared_rows() * 2
+    rows = [r for r in rows if "plain" not in r]
+    formatter = RowFormatter(columns, [10, 20, 20, 10])
+    expected = [RowFormatter(columns, [10, 20, 20, 10]).cells(dict(r)) for r in rows]
+    assert [formatter.cells(r) for r in rows] == expected
+    assert expected[4][1] == "10.0.0.5 vni 4097"
+
+
 def test_json_batches_make_one_valid_array():
     out = io.StringIO()
     write_json(iter({"n": i} for i in range(1000)), out)

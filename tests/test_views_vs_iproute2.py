@@ -6,6 +6,8 @@ three container namespaces, permanent neighbours, IPv6, and a second table.
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.conftest import bridge_json, ip_json, netns_shell
@@ -179,3 +181,75 @@ def test_several_commands_give_several_json_documents(lab):
     neigh, fdb = run.json_documents
     assert {n["dst"] for n in neigh} == {m.ip for m in lab.members}
     assert {f["mac"] for f in fdb} >= {r.mac for r in lab.remotes}
+
+
+def test_fdb_of_every_kernel_layout_matches_bridge_fdb(netns):
+    """vxlan entries over IPv4 and IPv6 with port / vni / via / src_vni, a default (all-zero)
+    entry with two remotes, bridge entries static / learned / extern_learn, and each
+    device's own addresses: hundreds of each, so that rows share templates across chunks."""
+    subprocess.run(
+        ["ip", "-n", netns, "-batch", "-"],
+        input="\n".join(
+            [
+                "link add br0 type bridge",
+                "link add vx4 type vxlan id 100 dstport 4789 local 127.0.0.1 nolearning",
+                "link add vx6 type vxlan id 200 dstport 4789 local ::1 nolearning",
+                "link add vxm type vxlan external dstport 4790 nolearning",
+                "link add va type veth peer name vb",
+                "link set va master br0",
+                "link set vx4 master br0",
+                *(f"link set {dev} up" for dev in ("br0", "va", "vb", "vx4", "vx6", "vxm")),
+            ]
+        )
+        + "\n",
+        text=True,
+        check=True,
+    )
+    lines = [
+        "fdb add 00:00:00:00:00:00 dev vx4 dst 192.0.2.9 self permanent",
+        "fdb append 00:00:00:00:00:00 dev vx4 dst 192.0.2.10 self permanent",
+        "fdb add 02:00:00:00:01:02 dev vx4 dst 192.0.2.2 port 4790 self permanent",
+        "fdb add 02:00:00:00:01:03 dev vx4 dst 192.0.2.3 vni 300 self permanent",
+        "fdb add 02:00:00:00:01:04 dev vx4 dst 192.0.2.4 via lo self permanent",
+        "fdb add 02:00:00:00:02:02 dev vx6 dst 2001:db8::2 port 9999 vni 7 self permanent",
+        "fdb add 02:00:00:00:04:01 dev vxm dst 192.0.2.7 vni 42 src_vni 43 self permanent",
+        "fdb add 02:00:00:00:03:04 dev va master extern_learn",
+        "fdb add 02:00:00:00:03:05 dev vx4 master static",
+    ]
+    for i in range(300):
+        lines += [
+            f"fdb add 02:10:00:00:{i >> 8:02x}:{i & 255:02x} dev vx4 dst 192.0.{i >> 4}.{i & 15} "
+            "self permanent",
+            f"fdb add 02:20:00:00:{i >> 8:02x}:{i & 255:02x} dev vx6 dst 2001:db8::{i:x} "
+            f"vni {1000 + i % 3} self permanent",
+            f"fdb add 02:30:00:00:{i >> 8:02x}:{i & 255:02x} dev va master static",
+        ]
+    subprocess.run(
+        ["bridge", "-n", netns, "-batch", "-"], input="\n".join(lines) + "\n", text=True, check=True
+    )
+    # a learned entry: a frame from vb's side reaches the bridge port va
+    subprocess.run(
+        ["ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "1", "-I", "vb", "10.255.255.1"],
+        capture_output=True,
+    )
+    path = f"/var/run/netns/{netns}"
+    ref = bridge_json("-n", netns, "fdb", "show")
+    assert len(ref) > 900
+    assert _json(path, "fdb") == ref
+    assert _json(path, "fdb br br0") == bridge_json("-n", netns, "fdb", "show", "br", "br0")
+    plain = netns_shell(path, "-c", "fdb")
+    assert plain.status == 0, plain.stderr
+    rows = plain.stdout.splitlines()[1:]
+    assert len(rows) == len(ref)
+    by_mac = {}
+    for row in rows:
+        by_mac.setdefault(row.split()[0], []).append(row)
+    for entry in ref:
+        if "dst" in entry:
+            remote = " ".join(
+                [
+                    entry["dst"],
+                    *(f"{k} {entry[k]}" for k in ("port", "vni", "src_vni", "viaIf") if k in entry),
+                ]
+            )
+            assert any(remote in row for row in by_mac[entry["mac"]]), entry

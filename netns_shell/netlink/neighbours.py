@@ -141,6 +141,14 @@ _FDB_PRINTED = frozenset(
 )
 
 
+# the kernel's usual FDB layouts: LLADDR first, then for a vxlan the VTEP (DST) and a few
+# rarer attributes with CACHEINFO last (vxlan_fdb_info), for a bridge MASTER then CACHEINFO
+# (br_fdb_fill_info); a device's own unicast/multicast addresses carry LLADDR alone
+_LL_HEADER = _NLA.pack(10, NDA_LLADDR)
+_DST_HEADERS = {_NLA.pack(8, NDA_DST): 4, _NLA.pack(20, NDA_DST): 16}
+_CACHEINFO_HEADER = _NLA.pack(20, NDA_CACHEINFO)
+
+
 def _walk(
     data: bytes, start: int, end: int, unique: tuple[int, ...], printed: frozenset[int]
 ) -> tuple[dict[int, bytes], bytes]:
@@ -194,8 +202,8 @@ def _neighbour_template(
     full = parse_neighbour(data, start, end, names)
     head = {k: v for k, v in full.items() if k == "dev"}
     tail = {k: v for k, v in full.items() if k not in ("dst", "dev", "lladdr")}
-    own = frozenset(k for k in ("dst", "lladdr") if k in full)
-    return head, tail, Shared({**head, **tail}, own)
+    # both are set per entry when the entry has them, whether or not this one does
+    return head, tail, Shared({**head, **tail}, frozenset(("dst", "lladdr")))
 
 
 @robust("neighbour")
@@ -209,32 +217,35 @@ def _neighbour_records(
     names: dict[int, str],
 ) -> list[dict[str, Any]]:
     out = []
+    append = out.append
     ntop = socket.inet_ntop
+    at = data.startswith
+    get_template = cache.get
     # the kernel's usual layout (neigh_fill_info): DST, LLADDR, PROBES, CACHEINFO, then the
     # rarer printed attributes; probed at fixed offsets, else walked attribute by attribute
     dst_len = 4 if fam == socket.AF_INET else 16
     ll_at = 12 + _pad(4 + dst_len)
     dst_header = struct.pack("=HH", 4 + dst_len, NDA_DST)
     ll_header = struct.pack("=HH", 10, NDA_LLADDR)
-    tail_header = struct.pack("=HHIHH", 8, NDA_PROBES, 0, 20, NDA_CACHEINFO)
+    probes_header = struct.pack("=HH", 8, NDA_PROBES)
     tail_at = ll_at + 12
     for kind, start, end in messages:
         if kind != RTM_NEWNEIGH:
             continue
         if (
-            data[start + 12 : start + 16] == dst_header
-            and data[start + ll_at : start + ll_at + 4] == ll_header
-            and data[start + tail_at : start + tail_at + 4] == tail_header[:4]
-            and data[start + tail_at + 8 : start + tail_at + 12] == tail_header[8:]
+            at(dst_header, start + 12)
+            and at(ll_header, start + ll_at)
+            and at(probes_header, start + tail_at)
+            and at(_CACHEINFO_HEADER, start + tail_at + 8)
         ):
             key = data[start : start + 12] + data[start + tail_at + 28 : end]
-            values = {
-                NDA_DST: data[start + 16 : start + 16 + dst_len],
-                NDA_LLADDR: data[start + ll_at + 4 : start + ll_at + 10],
-            }
+            dst = data[start + 16 : start + 16 + dst_len]
+            lladdr = data[start + ll_at + 4 : start + ll_at + 10]
         else:
             values, key = _walk(data, start, end, (NDA_DST, NDA_LLADDR), _NEIGH_PRINTED)
-        template = cache.get(key)
+            dst = values.get(NDA_DST)
+            lladdr = values.get(NDA_LLADDR)
+        template = get_template(key)
         if template is None:
             template = _bounded(
                 cache, key, _neighbour_template(data, start, end, fam, ifindex, show_all, names)
@@ -242,17 +253,15 @@ def _neighbour_records(
         head, tail, shared = template
         if shared is None:
             continue
-        dst = values.get(NDA_DST)
         record = SharedRecord(
             {"dst": ntop(data[start], dst)} if dst and len(dst) in (4, 16) else {}
         )
         record.update(head)
-        lladdr = values.get(NDA_LLADDR)
         if lladdr is not None:
             record["lladdr"] = lladdr.hex(":")
         record.update(tail)
         record.shared = shared
-        out.append(record)
+        append(record)
     return out
 
 
@@ -344,8 +353,8 @@ def _fdb_template(data: bytes, start: int, end: int, ifindex: int, names: dict[i
     full = parse_fdb(data, start, end, names)
     head = {k: v for k, v in full.items() if k == "ifname"}
     tail = {k: v for k, v in full.items() if k not in ("mac", "ifname", "dst")}
-    own = frozenset(k for k in ("mac", "dst") if k in full)
-    return head, tail, Shared({**head, **tail}, own)
+    # both are set per entry when the entry has them, whether or not this one does
+    return head, tail, Shared({**head, **tail}, frozenset(("mac", "dst")))
 
 
 @robust("fdb")
@@ -357,23 +366,45 @@ def _fdb_records(
     names: dict[int, str],
 ) -> list[dict[str, Any]]:
     out = []
+    ntop = socket.inet_ntop
+    families = {4: socket.AF_INET, 16: socket.AF_INET6}
+    dst_headers = _DST_HEADERS
     for kind, start, end in messages:
         if kind != RTM_NEWNEIGH:
             continue
-        # the MAC and the VTEP (dst) are read per entry: both can be unique
-        values, key = _walk(data, start, end, (NDA_LLADDR, NDA_DST), _FDB_PRINTED)
+        # the MAC and the VTEP (dst) are read per entry: both can be unique; the rest of
+        # the message, less CACHEINFO (its timers differ per entry), is the template key
+        key = None
+        if data[start + 12 : start + 16] == _LL_HEADER:
+            mac = data[start + 16 : start + 22]
+            at = start + 24
+            size = dst_headers.get(data[at : at + 4])
+            if size:
+                dst = data[at + 4 : at + 4 + size]
+                at += 4 + size
+            else:
+                dst = None
+            if at <= end - 20 and data.startswith(_CACHEINFO_HEADER, end - 20):
+                key = data[start : start + 12] + data[at : end - 20]
+            elif at + 28 <= end and data.startswith(_CACHEINFO_HEADER, at + 8):
+                key = data[start : start + 12] + data[at : at + 8] + data[at + 28 : end]
+            elif at == end:
+                key = data[start : start + 12]
+        if key is None:
+            values, key = _walk(data, start, end, (NDA_LLADDR, NDA_DST), _FDB_PRINTED)
+            mac = values.get(NDA_LLADDR)
+            dst = values.get(NDA_DST)
         template = cache.get(key)
         if template is None:
             template = _bounded(cache, key, _fdb_template(data, start, end, ifindex, names))
         head, tail, shared = template
         if shared is None:
             continue
-        mac = values.get(NDA_LLADDR)
         record = SharedRecord({"mac": mac.hex(":")} if mac is not None else {})
         record.update(head)
-        dst = values.get(NDA_DST)
         if dst is not None:
-            record["dst"] = format_address(dst)
+            family = families.get(len(dst))
+            record["dst"] = ntop(family, dst) if family else format_address(dst)
         record.update(tail)
         record.shared = shared
         out.append(record)
