@@ -225,16 +225,15 @@ def _neighbour_records(
     # rarer printed attributes; probed at fixed offsets, else walked attribute by attribute
     dst_len = 4 if fam == socket.AF_INET else 16
     ll_at = 12 + _pad(4 + dst_len)
-    dst_header = struct.pack("=HH", 4 + dst_len, NDA_DST)
-    ll_header = struct.pack("=HH", 10, NDA_LLADDR)
-    probes_header = struct.pack("=HH", 8, NDA_PROBES)
+    dst_header = _NLA.pack(4 + dst_len, NDA_DST)
+    probes_header = _NLA.pack(8, NDA_PROBES)
     tail_at = ll_at + 12
     for kind, start, end in messages:
         if kind != RTM_NEWNEIGH:
             continue
         if (
             at(dst_header, start + 12)
-            and at(ll_header, start + ll_at)
+            and at(_LL_HEADER, start + ll_at)
             and at(probes_header, start + tail_at)
             and at(_CACHEINFO_HEADER, start + tail_at + 8)
         ):
@@ -366,19 +365,16 @@ def _fdb_records(
     names: dict[int, str],
 ) -> list[dict[str, Any]]:
     out = []
-    ntop = socket.inet_ntop
-    families = {4: socket.AF_INET, 16: socket.AF_INET6}
-    dst_headers = _DST_HEADERS
     for kind, start, end in messages:
         if kind != RTM_NEWNEIGH:
             continue
         # the MAC and the VTEP (dst) are read per entry: both can be unique; the rest of
         # the message, less CACHEINFO (its timers differ per entry), is the template key
         key = None
-        if data[start + 12 : start + 16] == _LL_HEADER:
+        if data.startswith(_LL_HEADER, start + 12):
             mac = data[start + 16 : start + 22]
             at = start + 24
-            size = dst_headers.get(data[at : at + 4])
+            size = _DST_HEADERS.get(data[at : at + 4])
             if size:
                 dst = data[at + 4 : at + 4 + size]
                 at += 4 + size
@@ -403,8 +399,7 @@ def _fdb_records(
         record = SharedRecord({"mac": mac.hex(":")} if mac is not None else {})
         record.update(head)
         if dst is not None:
-            family = families.get(len(dst))
-            record["dst"] = ntop(family, dst) if family else format_address(dst)
+            record["dst"] = format_address(dst)
         record.update(tail)
         record.shared = shared
         out.append(record)
