@@ -7,6 +7,7 @@ three container namespaces, permanent neighbours, IPv6, and a second table.
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
 
@@ -183,6 +184,19 @@ def test_several_commands_give_several_json_documents(lab):
     assert {f["mac"] for f in fdb} >= {r.mac for r in lab.remotes}
 
 
+def _read_while_still(oracle, path: str, command: str, attempts: int = 10):
+    """(oracle's rows, ours) read while the table stood still: the same oracle rows before
+    and after ours. A fresh namespace keeps changing for a moment (IPv6 multicast entries,
+    MACs the bridge learns from a peer's router solicitations)."""
+    for _ in range(attempts):
+        before = oracle()
+        mine = _json(path, command)
+        if oracle() == before:
+            return before, mine
+        time.sleep(0.2)
+    raise AssertionError(f"the {command} table kept changing for {attempts} reads")
+
+
 def test_fdb_of_every_kernel_layout_matches_bridge_fdb(netns):
     """vxlan entries over IPv4 and IPv6 with port / vni / via / src_vni, a default (all-zero)
     entry with two remotes, bridge entries static / learned / extern_learn, and each
@@ -233,9 +247,9 @@ def test_fdb_of_every_kernel_layout_matches_bridge_fdb(netns):
         capture_output=True,
     )
     path = f"/var/run/netns/{netns}"
-    ref = bridge_json("-n", netns, "fdb", "show")
+    ref, mine = _read_while_still(lambda: bridge_json("-n", netns, "fdb", "show"), path, "fdb")
     assert len(ref) > 900
-    assert _json(path, "fdb") == ref
+    assert mine == ref
     assert _json(path, "fdb br br0") == bridge_json("-n", netns, "fdb", "show", "br", "br0")
     plain = netns_shell(path, "-c", "fdb")
     assert plain.status == 0, plain.stderr
