@@ -68,10 +68,43 @@ class Result:
     has_records: bool = False
     #: records arrive over time (a live capture): write each one at once
     live: bool = False
+    #: the text form of the records, used instead of a table when the output is text:
+    #: called with the record stream, returns lines (see `stream` and `picture`)
+    draw: Callable[[Iterable[Record]], Iterable[str]] | None = None
+    #: lines that close a stream (counts, loss): called once the records are consumed;
+    #: stdout when the output is text, stderr under --json
+    summary: Callable[[], Iterable[str]] | None = None
+    #: `lines` are the command's output document (Graphviz, pcap listing) in every mode
+    document: bool = False
 
     @classmethod
     def table(cls, records: Iterable[Record], columns: Sequence[Column]) -> Result:
         return cls(records=records, columns=columns, has_records=True)
+
+    @classmethod
+    def stream(
+        cls,
+        records: Iterable[Record],
+        line: Callable[[Record], str],
+        *,
+        summary: Callable[[], Iterable[str]] | None = None,
+        live: bool = True,
+    ) -> Result:
+        """Records shown one line each as text (`line`), or as JSON records."""
+        return cls(
+            records=records,
+            has_records=True,
+            live=live,
+            draw=lambda records: map(line, records),
+            summary=summary,
+        )
+
+    @classmethod
+    def picture(
+        cls, records: Iterable[Record], draw: Callable[[Iterable[Record]], Iterable[str]]
+    ) -> Result:
+        """Records for JSON, drawn as text by `draw` (a tree, a report) otherwise."""
+        return cls(records=records, has_records=True, draw=draw)
 
     @classmethod
     def text(cls, lines: Iterable[str], *, status: int = 0) -> Result:
@@ -134,8 +167,9 @@ class Renderer:
         self.console = console
 
     def render(self, result: Result) -> None:
+        """Write `result` as JSON (--json), a table or text lines; this alone decides which."""
         out = self.console.stdout
-        if self.console.json:
+        if self.console.json and not result.document:
             if result.has_records:
                 write_json(result.records, out, batch=1 if result.live else _BATCH)
             elif result.message:
@@ -144,17 +178,34 @@ class Renderer:
                 for line in result.lines:
                     self.console.stderr.write(for_terminal(line) + "\n")
             out.flush()
+            self._summary(result, self.console.stderr)
             return
-        if result.has_records:
+        if result.has_records and result.draw is not None:
+            self._lines(result.draw(result.records), out, live=result.live)
+        elif result.has_records:
             if self.console.is_terminal:
                 self._terminal_table(result)
             else:
                 write_plain(result.records, result.columns, out)
-        for line in result.lines:
-            out.write(for_terminal(line) + "\n")
+        self._lines(result.lines, out, live=result.live)
         if result.message:
             out.write(for_terminal(result.message) + "\n")
         out.flush()
+        self._summary(result, out)
+
+    @staticmethod
+    def _lines(lines: Iterable[str], out: IO[str], *, live: bool) -> None:
+        for line in lines:
+            out.write(for_terminal(line) + "\n")
+            if live:
+                out.flush()  # a pipe reader sees each line as it comes, like tcpdump -l
+
+    @staticmethod
+    def _summary(result: Result, out: IO[str]) -> None:
+        if result.summary is not None:
+            for line in result.summary():
+                out.write(for_terminal(line) + "\n")
+            out.flush()
 
     # ---------------------------------------------------------- terminal
     def _terminal_table(self, result: Result) -> None:

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import CaptureError, NetnsShellError, UsageError
 from ..privileges import require
-from ..render import Column, Result
+from ..render import Result
 from ..sanitize import for_terminal
 from . import (
     ANY,
@@ -45,27 +45,15 @@ from .source import check_interface, name_lookup
 if TYPE_CHECKING:
     from ..session import Session
 
-__all__ = ["PACKET_COLUMNS", "capture", "packet_line"]
-
-PACKET_COLUMNS = (
-    Column("TIME", lambda r: format_time(r["time"]) if "time" in r else None),
-    Column("IFNAME", lambda r: r.get("ifname")),
-    Column("DIR", lambda r: r.get("direction")),
-    Column("LENGTH", lambda r: r.get("length")),
-    Column("SUMMARY", lambda r: r.get("summary") or f"{r.get('not_shown')} not shown"),
-)
+__all__ = ["capture", "record_line"]
 
 
-def packet_line(packet: PacketSummary) -> str:
-    """'12:00:01.000001 eth0 In IP / UDP 10.0.0.2:5555 > 10.0.0.1:5555 / Raw (106 bytes)'."""
-    parts = (format_time(packet.time), packet.ifname, packet.direction, packet.summary)
-    return " ".join(part for part in parts if part) + f" ({packet.length} bytes)"
-
-
-def _event_line(event: PacketSummary | NotShown) -> str:
-    if isinstance(event, NotShown):
-        return f"... {event.count} packets not shown ({event.reason})"
-    return packet_line(event)
+def record_line(r: dict[str, Any]) -> str:
+    """The text line of a packet record, or of a 'not shown' record."""
+    if "not_shown" in r:
+        return f"... {r['not_shown']} packets not shown ({r['reason']})"
+    parts = (format_time(r["time"]), r["ifname"], r["direction"], r["summary"])
+    return " ".join(part for part in parts if part) + f" ({r['length']} bytes)"
 
 
 class _Status:
@@ -263,19 +251,15 @@ def _view(session: Session, source: Source, args: dict[str, Any]) -> Result:
         events = watch_packets(
             source, decoder, stop, count=args["count"], duration=args["duration"], rate=rate
         )
-    result = Result(columns=PACKET_COLUMNS, has_records=session.console.json, live=True)
-    shown = _shown(session, source, events, result, records=session.console.json)
-    if session.console.json:
-        result.records = shown
-    else:
-        result.lines = shown
+    result = Result.stream([], record_line)
+    result.records = _shown(session, source, events, result)
     return result
 
 
 def _shown(
-    session: Session, source: Source, events: Generator[Any], result: Result, *, records: bool
-) -> Iterator[Any]:
-    """Lines (or JSON records) for stdout; status and counts on stderr.
+    session: Session, source: Source, events: Generator[Any], result: Result
+) -> Iterator[dict[str, Any]]:
+    """Packet records for the renderer; status line and counts on stderr.
 
     An error that ends the capture (the interface went away) is reported at
     the end through the console and `result.status`, so the lines (or the
@@ -288,7 +272,7 @@ def _shown(
         for event in events:
             if isinstance(event, (PacketSummary, NotShown)):
                 status.clear()
-                yield event.record() if records else _event_line(event)
+                yield event.record()
             elif isinstance(event, Progress):
                 out.flush()  # a pipe reader sees lines as they come, like tcpdump -l
                 status.show(event)

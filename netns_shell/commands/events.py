@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..render import Column, Result
+from ..render import Result
 from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
@@ -51,13 +51,6 @@ def describe_event(r: Record) -> str:
     return f"[{str(obj).upper()}] {prefix}{text.strip()}"
 
 
-EVENT_COLUMNS = (
-    Column.of("EVENT", "event"),
-    Column.of("OBJECT", "object"),
-    Column("DETAIL", describe_event),
-)
-
-
 def watch(session: Session, args: dict[str, Any]) -> Result:
     from ..netlink.monitor import Lost, watch_events
 
@@ -92,9 +85,7 @@ def watch(session: Session, args: dict[str, Any]) -> Result:
         finally:
             events.close()
 
-    if session.console.json:
-        return Result(records=stream(), columns=EVENT_COLUMNS, has_records=True, live=True)
-    return Result.text(describe_event(e) for e in stream())
+    return Result.stream(stream(), describe_event)
 
 
 def register(registry: Registry) -> None:

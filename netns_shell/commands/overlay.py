@@ -81,10 +81,8 @@ def topology(session: Session, args: dict[str, Any]) -> Result:
 
     topo = collect_topology(session.namespaces(fresh=True))
     if args["dot"]:
-        return Result.text(dot_lines(topo))
-    if session.console.json:
-        return Result.table(edge_records(topo), ())
-    return Result.text(tree_lines(topo))
+        return Result(lines=dot_lines(topo), document=True)
+    return Result.picture(edge_records(topo), lambda records: tree_lines(topo))
 
 
 def register(registry: Registry) -> None:

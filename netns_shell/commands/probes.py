@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..render import Column, Result
+from ..render import Result
 from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
@@ -14,12 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-REPLY_COLUMNS = (
-    Column.of("SEQ", "seq", safe=True),
-    Column.of("FROM", "from", safe=True),
-    Column.of("TIME_MS", "time_ms", safe=True),
-    Column.of("LLADDR", "lladdr", safe=True),
-)
+Record = dict[str, Any]
 
 
 def _record(reply: Reply) -> dict[str, Any]:
@@ -31,39 +26,30 @@ def _record(reply: Reply) -> dict[str, Any]:
     }
 
 
-def _run(session: Session, replies: Iterator[Reply], target: str, line) -> Result:
-    """Lines (or records) for each reply, then a summary; status 1 when nothing answered."""
-    result = Result(status=0)
-    answered = sent = 0
+def _run(
+    session: Session, replies: Iterator[Reply], target: str, line: Callable[[Record], str]
+) -> Result:
+    """One line (or record) per reply, then a summary; status 1 when nothing answered."""
+    counts = {"sent": 0, "answered": 0}
 
-    def stream() -> Iterator[Any]:
-        nonlocal answered, sent
+    def stream() -> Iterator[Record]:
         try:
             for reply in replies:
-                sent += 1
-                answered += reply.address is not None
-                yield _record(reply) if session.console.json else line(reply)
+                counts["sent"] += 1
+                counts["answered"] += reply.address is not None
+                yield _record(reply)
         except KeyboardInterrupt:  # Ctrl-C ends the probes, then the summary
             session.console.end_interrupted_line()
         finally:
             replies.close()
-        loss = 100.0 * (sent - answered) / sent if sent else 100.0
-        summary = f"--- {target}: {sent} sent, {answered} received, {loss:.0f}% loss"
-        if session.console.json:
-            session.console.stderr.write(summary + "\n")
-        else:
-            yield summary
-        result.status = 0 if answered else 1
+        result.status = 0 if counts["answered"] else 1
 
-    if session.console.json:
-        result.records, result.columns, result.has_records, result.live = (
-            stream(),
-            REPLY_COLUMNS,
-            True,
-            True,
-        )
-    else:
-        result.lines = stream()
+    def summary() -> Iterator[str]:
+        sent, answered = counts["sent"], counts["answered"]
+        loss = 100.0 * (sent - answered) / sent if sent else 100.0
+        yield f"--- {target}: {sent} sent, {answered} received, {loss:.0f}% loss"
+
+    result = Result.stream(stream(), line, summary=summary)
     return result
 
 
@@ -73,15 +59,15 @@ def ping(session: Session, args: dict[str, Any]) -> Result:
 
     require("CAP_NET_RAW", action="to send ICMP echo requests")
 
-    def line(r: Reply) -> str:
-        if r.address is None:
-            return f"no answer from {args['host']}: icmp_seq={r.seq}" + (
-                f" ({r.extra['error']})" if "error" in r.extra else ""
+    def line(r: Record) -> str:
+        if r["from"] is None:
+            return f"no answer from {args['host']}: icmp_seq={r['seq']}" + (
+                f" ({r['error']})" if "error" in r else ""
             )
-        ttl = f" ttl={r.extra['ttl']}" if "ttl" in r.extra else ""
+        ttl = f" ttl={r['ttl']}" if "ttl" in r else ""
         return (
-            f"{r.extra.get('bytes', 0)} bytes from {r.address}: icmp_seq={r.seq}{ttl} "
-            f"time={r.rtt_ms:.3f} ms"
+            f"{r.get('bytes', 0)} bytes from {r['from']}: icmp_seq={r['seq']}{ttl} "
+            f"time={r['time_ms']:.3f} ms"
         )
 
     replies = send(
@@ -96,12 +82,10 @@ def arping(session: Session, args: dict[str, Any]) -> Result:
 
     require("CAP_NET_RAW", action="to send ARP requests")
 
-    def line(r: Reply) -> str:
-        if r.address is None:
-            return f"no answer for {args['ip']} on {r.extra.get('dev')}: request {r.seq}"
-        return (
-            f"reply from {r.address} [{r.extra['lladdr']}] on {r.extra['dev']}: {r.rtt_ms:.3f} ms"
-        )
+    def line(r: Record) -> str:
+        if r["from"] is None:
+            return f"no answer for {args['ip']} on {r.get('dev')}: request {r['seq']}"
+        return f"reply from {r['from']} [{r['lladdr']}] on {r['dev']}: {r['time_ms']:.3f} ms"
 
     replies = send(
         session.namespace,
