@@ -21,7 +21,7 @@ with `changes_state=True` so `--read-only` disables them.
 from __future__ import annotations
 
 from .commands.registry import Command, Param, Registry
-from .errors import NetnsShellError, NotFoundError, PrivilegeError, UsageError
+from .errors import NetlinkError, NetnsShellError, NotFoundError, PrivilegeError, UsageError
 from .extensions import API_VERSION
 from .namespace import NetNamespace
 from .netlink.core import NetlinkSocket
@@ -32,6 +32,7 @@ __all__ = [
     "Column",
     "Command",
     "NetNamespace",
+    "NetlinkError",
     "NetlinkSocket",
     "NetnsShellError",
     "NotFoundError",

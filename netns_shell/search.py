@@ -18,14 +18,20 @@ from .discovery import NamespaceEntry
 from .errors import NamespaceError, UsageError
 from .namespace import NetNamespace, run_in_each
 from .netlink.core import NetlinkSocket
-from .netlink.links import RTM_GETADDR, RTM_GETLINK, link_table, parse_address, parse_link
+from .netlink.links import (
+    RTM_GETADDR,
+    RTM_GETLINK,
+    link_request,
+    link_table,
+    parse_address,
+    parse_link,
+)
 from .netlink.neighbours import AF_BRIDGE, RTM_GETNEIGH, parse_fdb, parse_neighbour
 
 __all__ = ["Needle", "find", "parse_needle"]
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
 _MAC_DOTTED = re.compile(r"^[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}\.[0-9a-fA-F]{4}$")
-_IFINFOMSG = b"\0" * 16
 _IFADDRMSG = b"\0" * 8
 
 
@@ -85,7 +91,9 @@ def _search_here(needle: Needle) -> list[dict[str, Any]]:
             return table
 
         if needle.kind in ("mac", "ifname"):
-            for data, start, end in _chunks_with(sock, RTM_GETLINK, _IFINFOMSG, needle.raw, "link"):
+            for data, start, end in _chunks_with(
+                sock, RTM_GETLINK, link_request(), needle.raw, "link"
+            ):
                 row = parse_link(data, start, end, names())
                 if needle.text in (row.get("ifname"), row.get("address")):
                     hits.append({"table": "link", "dev": row["ifname"], "row": row})

@@ -47,6 +47,8 @@ from typing import Any
 from netns_shell.plugin import (
     API_VERSION,
     Column,
+    NetlinkError,
+    NetlinkSocket,
     NetNamespace,
     NetnsShellError,
     Param,
@@ -61,13 +63,8 @@ Record = dict[str, Any]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-_NLM_F_REQUEST = 0x01
-_NLM_F_DUMP = 0x300
-_NLMSG_ERROR = 2
-_NLMSG_DONE = 3
 _INET_DIAG_SKV6ONLY = 11
 
-_NLMSGHDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
 # struct inet_diag_req_v2: family, protocol, ext, pad, states, then the sockid
 # (sport, dport big-endian; src, dst 16 bytes each; if; cookie[2])
@@ -106,12 +103,6 @@ _FAMILIES = ((socket.AF_INET, "inet"), (socket.AF_INET6, "inet6"))
 
 
 # ------------------------------------------------------------------ sock_diag
-def _dump_request(family: int, protocol: int, states: int) -> bytes:
-    body = _REQUEST.pack(family, protocol, 0, states, bytes(48))
-    flags = _NLM_F_REQUEST | _NLM_F_DUMP
-    return _NLMSGHDR.pack(16 + len(body), SOCK_DIAG_BY_FAMILY, flags, 1, 0) + body
-
-
 def _decode(data: bytes, off: int, end: int, netid: str) -> Record:
     """One inet_diag_msg (payload at data[off:end]) as a record (no processes yet)."""
     family, state, _timer, _retrans = _HEAD.unpack_from(data, off)
@@ -146,26 +137,17 @@ def _decode(data: bytes, off: int, end: int, netid: str) -> Record:
     }
 
 
-def _dump(sock: socket.socket, family: int, protocol: int, netid: str, states: int):
+def _dump(sock: NetlinkSocket, family: int, protocol: int, netid: str, states: int):
     """Yield a record per socket of one (family, protocol) dump."""
-    sock.send(_dump_request(family, protocol, states))
-    while True:
-        data = sock.recv(1 << 16)
-        off = 0
-        while off + 16 <= len(data):
-            length, kind, _flags, _seq, _port = _NLMSGHDR.unpack_from(data, off)
-            if length < 16 or off + length > len(data):
-                break
-            if kind == _NLMSG_DONE:
-                return
-            if kind == _NLMSG_ERROR:
-                code = -struct.unpack_from("=i", data, off + 16)[0]
-                if code:
-                    raise _dump_error(netid, family, code)
-                return
-            if length - 16 >= _MESSAGE_SIZE:
-                yield _decode(data, off + 16, off + length, netid)
-            off += (length + 3) & ~3
+    body = _REQUEST.pack(family, protocol, 0, states, bytes(48))
+    try:
+        for _kind, data, start, end in sock.dump(SOCK_DIAG_BY_FAMILY, body, what="sockets"):
+            if end - start >= _MESSAGE_SIZE:
+                yield _decode(data, start, end, netid)
+    except NetlinkError as exc:
+        if exc.errno:
+            raise _dump_error(netid, family, exc.errno) from None
+        raise
 
 
 def _dump_error(netid: str, family: int, code: int) -> NetnsShellError:
@@ -244,8 +226,7 @@ def list_sockets(
     states = LISTENING_STATES if listening else ALL_STATES
     owners = socket_owners()  # first, as ss does: a socket made later has no owner yet
     names: dict[int, str] | None = None
-    with namespace.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG) as sock:
-        sock.bind((0, 0))
+    with NetlinkSocket(namespace, NETLINK_SOCK_DIAG, strict=False) as sock:
         for netid, protocol in _PROTOCOLS:
             if netid not in wanted_protocols:
                 continue

@@ -17,7 +17,7 @@ from netns_shell.netlink.core import (
     NetlinkSocket,
     dump_with_retry,
 )
-from netns_shell.netlink.links import RTM_GETLINK, _link_request, list_links
+from netns_shell.netlink.links import RTM_GETLINK, link_request, list_links
 from tests.conftest import bridge_json, ip_json, netns_shell
 
 ESCAPE_NAME = b"\x1b[31mred"  # ESC is allowed in an interface name
@@ -165,7 +165,7 @@ def test_interfaces_deleted_during_dumps_are_retried(netns):
             with NetlinkSocket(ns) as sock:  # raw dumps: the kernel flags inconsistent ones
                 for _ in range(40):
                     try:
-                        for _chunk in sock.dump_chunks(RTM_GETLINK, _link_request()):
+                        for _chunk in sock.dump_chunks(RTM_GETLINK, link_request()):
                             pass
                     except DumpInterruptedError:
                         flagged += 1

@@ -188,6 +188,7 @@ class NetlinkSocket:
         sock.bind((0, groups))
         self.port = sock.getsockname()[0]
         self._seq = 0
+        self._peek = bytearray(16)
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -219,9 +220,16 @@ class NetlinkSocket:
         self._sock.send(header + body)
         return self._seq
 
-    def recv(self, size: int = _RECV_SIZE) -> bytes:
-        """One datagram from the socket (several messages; raises OSError)."""
-        return self._sock.recv(size)
+    def recv(self) -> bytes:
+        """One whole datagram from the socket (several messages; raises OSError).
+
+        The datagram's size is peeked first (MSG_PEEK|MSG_TRUNC, as iproute2's
+        rtnl_recvmsg does): a message larger than any fixed buffer, such as a
+        link with hundreds of altnames, is received whole instead of being cut
+        off by the kernel and lost.
+        """
+        size = self._sock.recv_into(self._peek, 16, socket.MSG_PEEK | socket.MSG_TRUNC)
+        return self._sock.recv(size if size > _RECV_SIZE else _RECV_SIZE)
 
     def settimeout(self, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
@@ -240,10 +248,10 @@ class NetlinkSocket:
         seq = self._send(msg_type, NLM_F_REQUEST | NLM_F_DUMP, body)
         interrupted = lost = False
         unpack = _NLMSGHDR.unpack_from
-        recv = self._sock.recv
+        recv = self.recv
         while True:
             try:
-                data = recv(_RECV_SIZE)
+                data = recv()
             except OSError as exc:
                 if exc.errno != errno.ENOBUFS:
                     raise
@@ -254,7 +262,7 @@ class NetlinkSocket:
             while off + 16 <= size:
                 length, kind, flags, mseq, _ = unpack(data, off)
                 if length < 16 or off + length > size:
-                    break
+                    raise MalformedMessageError(what, f"a message claims {length} bytes")
                 if mseq == seq:
                     if flags & NLM_F_DUMP_INTR:
                         interrupted = True
@@ -301,12 +309,12 @@ class NetlinkSocket:
         """Send a single (non-dump) request and return the kernel's reply message."""
         seq = self._send(msg_type, NLM_F_REQUEST, body)
         while True:
-            data = self._sock.recv(_RECV_SIZE)
+            data = self.recv()
             off = 0
             while off + 16 <= len(data):
                 length, kind, flags, mseq, _ = _NLMSGHDR.unpack_from(data, off)
                 if length < 16 or off + length > len(data):
-                    break
+                    raise MalformedMessageError(what, f"a message claims {length} bytes")
                 if mseq == seq:
                     if kind == NLMSG_ERROR:
                         code = -_I32.unpack_from(data, off + 16)[0]
@@ -320,12 +328,12 @@ class NetlinkSocket:
         """Send a request with NLM_F_ACK and wait for the kernel's answer."""
         seq = self._send(msg_type, NLM_F_REQUEST | NLM_F_ACK | flags, body)
         while True:
-            data = self._sock.recv(_RECV_SIZE)
+            data = self.recv()
             off = 0
             while off + 16 <= len(data):
                 length, kind, mflags, mseq, _ = _NLMSGHDR.unpack_from(data, off)
-                if length < 16:
-                    break
+                if length < 16 or off + length > len(data):
+                    raise MalformedMessageError(what, f"a message claims {length} bytes")
                 if mseq == seq and kind == NLMSG_ERROR:
                     code = -_I32.unpack_from(data, off + 16)[0]
                     if code:

@@ -20,6 +20,7 @@ __all__ = [
     "count_links",
     "kstr",
     "link_names",
+    "link_request",
     "link_table",
     "list_addresses",
     "list_links",
@@ -453,7 +454,7 @@ def _decode_linkinfo(buf: bytes, start: int, end: int, names: dict[int, str]) ->
     return info
 
 
-def _link_request(ifindex: int = 0, master: int = 0) -> bytes:
+def link_request(ifindex: int = 0, master: int = 0) -> bytes:
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     body += struct.pack("=HHI", 8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
     if master:
@@ -462,7 +463,7 @@ def _link_request(ifindex: int = 0, master: int = 0) -> bytes:
 
 
 def _dump_links(sock: NetlinkSocket, master: int = 0) -> Iterator[tuple[bytes, int, int]]:
-    for kind, buf, start, end in sock.dump(RTM_GETLINK, _link_request(master=master), what="link"):
+    for kind, buf, start, end in sock.dump(RTM_GETLINK, link_request(master=master), what="link"):
         if kind == RTM_NEWLINK:
             yield buf, start, end
 

@@ -162,7 +162,7 @@ def _events(data: bytes, table: LinkTable, topics: tuple[str, ...]) -> list[dict
     while off + 16 <= len(data):
         length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, off)
         if length < 16 or off + length > len(data):
-            break
+            raise ValueError(f"a message claims {length} bytes")
         name = _NEW.get(kind) or _DEL.get(kind)
         if name is not None and length > 16:
             family = data[off + 16]
