@@ -85,59 +85,92 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--completion", choices=("bash",), help="print a completion script for SHELL and exit"
     )
-    parser.add_argument("--complete", choices=("targets", "commands"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--complete",
+        choices=("targets", "commands", "options", "pids", "shells"),
+        help=argparse.SUPPRESS,
+    )
     parser.add_argument("--version", action="version", version=f"netns-shell {__version__}")
     return parser
 
 
 _BASH_COMPLETION = """\
 # bash completion for netns-shell: source <(netns-shell --completion bash)
+# Candidate words are data: read NUL-separated, matched with [[ ]] and quoted with
+# printf %q; never given to `compgen -W`, which expands $(...) inside the words.
+_netns_shell_words() {  # $1: what netns-shell --complete lists; $2: the word typed so far
+    local typed="$2" word quoted
+    case "$typed" in  # the typed word without its opening quote or backslashes
+        \\'*) typed="${typed#\\'}" ;;
+        \\"*) typed="${typed#\\"}" ;;
+        *) typed="${typed//\\\\/}" ;;
+    esac
+    COMPREPLY=()
+    while IFS= read -r -d '' word; do
+        if [[ "$word" == "$typed"* ]]; then
+            printf -v quoted '%q' "$word"
+            COMPREPLY+=("$quoted")
+        fi
+    done < <(netns-shell --complete "$1" 2>/dev/null)
+}
 _netns_shell() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
     case "$prev" in
-        -n|--net) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        -t|--target) COMPREPLY=($(compgen -W "$(cd /proc && echo [0-9]*)" -- "$cur")); return ;;
-        --plugin-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-        --completion) COMPREPLY=($(compgen -W "bash" -- "$cur")); return ;;
-        -c|--command)
-            COMPREPLY=($(compgen -W "$(netns-shell --complete commands 2>/dev/null)" -- "$cur"))
-            return ;;
+        -n|--net) compopt -o filenames; COMPREPLY=($(compgen -f -- "$cur")); return ;;
+        --plugin-dir) compopt -o filenames; COMPREPLY=($(compgen -d -- "$cur")); return ;;
+        -t|--target) _netns_shell_words pids "$cur"; return ;;
+        --completion) _netns_shell_words shells "$cur"; return ;;
+        -c|--command) _netns_shell_words commands "$cur"; return ;;
     esac
     if [[ "$cur" == -* ]]; then
-        COMPREPLY=($(compgen -W "OPTIONS" -- "$cur"))
+        _netns_shell_words options "$cur"
     else
-        COMPREPLY=($(compgen -W "$(netns-shell --complete targets 2>/dev/null)" -- "$cur"))
+        _netns_shell_words targets "$cur"
     fi
 }
 complete -F _netns_shell netns-shell
 """
 
 
-def completion_script(parser: argparse.ArgumentParser) -> str:
-    """The bash completion script, with the option list taken from the parser."""
-    options = sorted(
+def completion_script() -> str:
+    """The bash completion script (its words come from `netns-shell --complete KIND`)."""
+    return _BASH_COMPLETION
+
+
+def _option_words(parser: argparse.ArgumentParser) -> list[str]:
+    return sorted(
         flag
         for action in parser._actions
         for flag in action.option_strings
         if action.help != argparse.SUPPRESS
     )
-    return _BASH_COMPLETION.replace("OPTIONS", " ".join(options))
 
 
-def _complete(what: str) -> int:
-    """Words for the completion script: namespace names (and aliases), or command names."""
+def _complete(what: str, parser: argparse.ArgumentParser) -> int:
+    """Words for the completion script, each ended by a NUL byte (names may hold anything)."""
     if what == "commands":
         from .commands import build_registry
 
-        print("\n".join(build_registry().names()))
-        return 0
-    from .discovery import discover
+        words = build_registry().names()
+    elif what == "options":
+        words = _option_words(parser)
+    elif what == "shells":
+        words = ["bash"]
+    elif what == "pids":
+        words = sorted((e.name for e in os.scandir("/proc") if e.name.isdigit()), key=int)
+    else:
+        from .discovery import discover
 
-    entries = discover(details=False)
-    _LazyDocker(lambda message: None)(entries)
-    words = {e.name for e in entries if e.usable}
-    words |= {alias for e in entries for alias in e.labels.get("aliases", ())}
-    print("\n".join(sorted(words)))
+        entries = discover(details=False)
+        _LazyDocker(lambda message: None)(entries)
+        found = {e.name for e in entries if e.usable}
+        found |= {alias for e in entries for alias in e.labels.get("aliases", ())}
+        words = sorted(found)
+    out = sys.stdout.buffer
+    for word in words:
+        if "\0" not in word:
+            out.write(os.fsencode(word) + b"\0")
+    out.flush()
     return 0
 
 
@@ -220,10 +253,10 @@ def _main(argv: list[str]) -> int:
     parser = build_parser()
     options = parser.parse_args(argv)
     if options.completion:
-        sys.stdout.write(completion_script(parser))
+        sys.stdout.write(completion_script())
         return 0
     if options.complete:
-        return _complete(options.complete)
+        return _complete(options.complete, parser)
     if options.demo and (options.target or options.net or options.pid):
         raise UsageError("--demo builds its own namespaces; give no TARGET, --net or -t")
     from .privileges import require_root_for_namespaces

@@ -9,13 +9,14 @@ touches the kernel and never runs on a thread in the wrong namespace.
 from __future__ import annotations
 
 import os
-import shlex
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from .commands.line import quote, tokenize
 from .commands.registry import Command, Param, Registry
+from .sanitize import for_terminal
 
 if TYPE_CHECKING:
     from prompt_toolkit.completion import CompleteEvent, Completion
@@ -46,22 +47,28 @@ class Expectation:
     command: Command | None = None
     options: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()
+    #: where the word under the cursor starts in the text (its quotes included)
+    start: int = 0
 
 
-def _words(text: str) -> tuple[list[str], bool]:
-    """Words of the last command in `text`, and whether the cursor starts a new word."""
-    segment = text.rsplit(";", 1)[-1]
-    try:
-        words = shlex.split(segment)
-    except ValueError:  # an open quote: complete the quoted word as typed
-        words = segment.split()
-    trailing = segment == "" or segment[-1].isspace()
-    return words, trailing
+def _words(text: str) -> tuple[list[str], bool, int]:
+    """Words of the last command in `text`, whether the cursor starts a new word, and
+    where the word under the cursor starts in `text` (its quotes included)."""
+    tokens = tokenize(text, partial=True)
+    last_op = max((i for i, t in enumerate(tokens) if t.op), default=-1)
+    words = tokens[last_op + 1 :]
+    trailing = not words or words[-1].end < len(text)
+    start = len(text) if trailing else words[-1].start
+    return [t.text for t in words], trailing, start
 
 
 def expected_at(registry: Registry, text: str) -> Expectation:
     """Work out what the word under the cursor should be."""
-    words, trailing = _words(text)
+    words, trailing, start = _words(text)
+    return replace(_expected(registry, words, trailing), start=start)
+
+
+def _expected(registry: Registry, words: list[str], trailing: bool) -> Expectation:
     if not words or (len(words) == 1 and not trailing):
         return Expectation("command", words[0] if words else "")
     command = registry.get(words[0])
@@ -245,8 +252,15 @@ def make_completer(registry: Registry, refresher: StateRefresher):  # -> prompt_
             if expect.kind == "file":
                 yield from paths.get_completions(_last_word_document(document), complete_event)
                 return
+            replaced = expect.start - len(document.text_before_cursor)
             for word, meta in candidates(expect, registry, refresher.state):
-                yield Completion(word, start_position=-len(expect.prefix), display_meta=meta)
+                # quoted for the line parser: a name holding ';' or a quote stays one word
+                yield Completion(
+                    quote(word),
+                    start_position=replaced,
+                    display=for_terminal(word),
+                    display_meta=for_terminal(meta),
+                )
 
     return ShellCompleter()
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import shutdown
+from .commands.line import split_commands
 from .commands.registry import Registry, parse_arguments
 from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
 from .namespace import NetNamespace, search_dirs
@@ -38,23 +38,6 @@ def _debug(message: str, *args: object) -> None:
 
 
 _DISCOVERY_TTL = 2.0
-
-
-def split_commands(line: str) -> list[list[str]]:
-    """Split a line into commands (on unquoted ';') made of shell-like words."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=";")
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    commands: list[list[str]] = [[]]
-    try:
-        for token in lexer:
-            if token and set(token) == {";"}:
-                commands.append([])
-            else:
-                commands[-1].append(token)
-    except ValueError as exc:  # unbalanced quotes
-        raise UsageError(f"cannot parse the line: {exc}") from None
-    return [words for words in commands if words]
 
 
 def state_dir() -> str:

@@ -44,7 +44,7 @@ def test_bash_completion_of_options_targets_and_commands(lab):
     assert "--json" in _complete(["netns-shell", "--js"])
     assert lab.overlay in _complete(["netns-shell", lab.overlay[:-3]])
     assert "links" in _complete(["netns-shell", "-c", "li"])
-    assert set(run_shell("--complete", "commands").stdout.split()) >= {"links", "fdb", "ns"}
+    assert set(run_shell("--complete", "commands").stdout.split("\0")) >= {"links", "fdb", "ns"}
 
 
 def test_no_color_prompt_has_no_styling(tmp_path):
