@@ -7,19 +7,22 @@ is not a terminal, lines are read and run one by one (for scripts).
 
 from __future__ import annotations
 
+import datetime
 import os
 import sys
 from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ExitShell
+from .files import PrivateDir, UnsafePathError
 from .sanitize import for_terminal
-from .session import state_dir
 
 if TYPE_CHECKING:
     from .session import Session
 
 __all__ = ["run_repl"]
+
+_HISTORY = "history"
 
 
 def run_repl(session: Session) -> int:
@@ -41,16 +44,51 @@ def _run_lines(session: Session) -> int:
     return status
 
 
-def _history(path: str):
-    from prompt_toolkit.history import FileHistory, InMemoryHistory
+def _history(session: Session):
+    """History in the private state directory (nothing written with --read-only)."""
+    from prompt_toolkit.history import InMemoryHistory
 
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(path, "a", encoding="utf-8"):
-            pass
-        return FileHistory(path)
-    except OSError:
+    if session.read_only:
         return InMemoryHistory()
+    try:
+        directory = PrivateDir.open()
+    except (OSError, UnsafePathError) as exc:
+        session.console.warn(f"history is not saved: {exc}")
+        return InMemoryHistory()
+    return _private_history(directory)
+
+
+def _private_history(directory: PrivateDir):
+    """prompt_toolkit's FileHistory format, read and appended through `directory`."""
+    from prompt_toolkit.history import FileHistory
+
+    class PrivateHistory(FileHistory):
+        def load_history_strings(self):
+            try:
+                data = directory.read(_HISTORY)
+            except (OSError, UnsafePathError):
+                return []
+            strings, lines = [], []
+            for line in data.decode("utf-8", "replace").splitlines(keepends=True):
+                if line.startswith("+"):
+                    lines.append(line[1:])
+                elif lines:
+                    strings.append("".join(lines)[:-1])
+                    lines = []
+            if lines:
+                strings.append("".join(lines)[:-1])
+            return reversed(strings)
+
+        def store_string(self, string: str) -> None:
+            text = f"\n# {datetime.datetime.now()}\n" + "".join(
+                f"+{line}\n" for line in string.split("\n")
+            )
+            try:
+                directory.append(_HISTORY, text.encode("utf-8", "replace"))
+            except (OSError, UnsafePathError):
+                pass  # history is a convenience: the shell goes on
+
+    return PrivateHistory(os.path.join(directory.path, _HISTORY))
 
 
 def _run_interactive(session: Session) -> int:
@@ -68,7 +106,7 @@ def _run_interactive(session: Session) -> int:
     plain = bool(os.environ.get("NO_COLOR"))  # https://no-color.org
     prompt = PromptSession(
         color_depth=ColorDepth.MONOCHROME if plain else None,
-        history=_history(os.path.join(state_dir(), "history")),
+        history=_history(session),
         completer=DynamicCompleter(lambda: completer),
         complete_while_typing=False,
         enable_history_search=True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import shutdown
 from .commands.line import split_commands
 from .commands.registry import Registry, parse_arguments
+from .debuglog import DebugLog
 from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
 from .namespace import NetNamespace, search_dirs
 from .render import Console, Renderer
@@ -27,28 +29,10 @@ from .render import Console, Renderer
 if TYPE_CHECKING:
     from .discovery import NamespaceEntry
 
-__all__ = ["Session", "debug_log_path", "split_commands"]
-
-
-def _debug(message: str, *args: object) -> None:
-    """Record an unexpected but handled failure, with its traceback, in the debug log."""
-    import logging
-
-    logging.getLogger("netns_shell").debug(message, *args, exc_info=True)
+__all__ = ["Session", "split_commands"]
 
 
 _DISCOVERY_TTL = 2.0
-
-
-def state_dir() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(base, "netns-shell")
-
-
-def debug_log_path() -> str:
-    return os.path.join(state_dir(), "debug.log")
 
 
 @dataclass
@@ -70,6 +54,8 @@ class Session:
     _entries_at: float = 0.0
     _labels: dict[tuple[int, int], str] = field(default_factory=dict)
     _orphans: set[tuple[int, int]] = field(default_factory=set)
+    #: where unexpected failures are recorded (not written in --read-only mode)
+    debug_log: DebugLog | None = None
 
     def __post_init__(self) -> None:
         if self.current is None:
@@ -77,6 +63,8 @@ class Session:
         if self.docker is not None and self.docker not in self.enrichers:
             self.enrichers.append(self.docker)
         self.renderer = Renderer(self.console)
+        if self.debug_log is None:
+            self.debug_log = DebugLog(write=not self.read_only)
         self.last_status = 0
 
     # --------------------------------------------------------- namespaces
@@ -103,7 +91,7 @@ class Session:
             try:
                 enrich(entries)
             except Exception:  # enrichment is optional by design
-                _debug("enricher failed")
+                self.debug_log.record("enricher failed", sys.exc_info()[1])
         return entries
 
     def entry_for(self, ns: NetNamespace) -> NamespaceEntry | None:
@@ -271,12 +259,12 @@ class Session:
             return 0
         except OSError as exc:
             self.console.error(f"{words[0]}: {exc.strerror or exc}")
-            _debug("OSError in %s", words)
+            self.debug_log.record(f"OSError in {words!r}", exc)
             return 1
         except Exception as exc:  # the last line of defence: never a traceback on screen
-            path = _log_internal_error(words, exc)
+            where = self.debug_log.record(repr(" ".join(words)), exc)
             self.console.error(
-                f"internal error in '{words[0]}': {type(exc).__name__}: {exc} (details in {path})"
+                f"internal error in '{words[0]}': {type(exc).__name__}: {exc} ({where})"
             )
             return 1
 
@@ -312,17 +300,3 @@ def _silence_broken_stdout() -> None:
         os.close(devnull)
     except OSError:
         pass
-
-
-def _log_internal_error(words: list[str], exc: BaseException) -> str:
-    path = debug_log_path()
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(words)!r}\n")
-            import traceback
-
-            fh.write("".join(traceback.format_exception(exc)))
-    except OSError:
-        return "(debug log not writable)"
-    return path

@@ -404,10 +404,12 @@ def test_trim_cuts_after_the_last_whole_record(tmp_path):
     header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
     record = struct.pack("<IIII", 1, 2, 4, 4) + b"abcd"
     path.write_bytes(header + record * 3 + record[:10])
-    assert trim_partial_record(str(path)) == 3
+    with open(path, "r+b") as fh:
+        assert trim_partial_record(fh.fileno()) == 3
     assert path.stat().st_size == 24 + 3 * len(record)
     (tmp_path / "empty.pcap").write_bytes(b"")
-    assert trim_partial_record(str(tmp_path / "empty.pcap")) is None
+    with open(tmp_path / "empty.pcap", "r+b") as fh:
+        assert trim_partial_record(fh.fileno()) is None
 
 
 def test_rate_limit_allows_a_burst_then_the_rate():

@@ -6,15 +6,19 @@ import io
 import json
 import os
 import shlex
+import struct
 import subprocess
 import sys
 import time
 
+import pexpect
 import pytest
 
 from netns_shell.commands import build_registry
 from netns_shell.commands.line import quote, split_commands
 from netns_shell.completion import CompletionState, candidates, expected_at
+from netns_shell.debuglog import DebugLog
+from netns_shell.files import PrivateDir, UnsafePathError
 from tests.conftest import ip_json, netns_shell, unique
 
 
@@ -150,3 +154,121 @@ def test_line_splitting_is_linear_in_word_length():
         (words,) = split_commands(f"links {word}")
         assert len(words) == 2
         assert time.perf_counter() - start < 2.0
+
+
+# ------------------------------------------------------------------ files written as root
+PROMPT = r"\](\x1b\[[0-9;]*m)*> ?"
+
+
+def _capture_to(netns: str, target: str, *extra: str):
+    return netns_shell(netns, *extra, "-c", f"capture -i lo --duration 0.2 -w {quote(target)}")
+
+
+def test_capture_file_never_follows_or_clobbers(netns, tmp_path):
+    """`capture -w` followed a symlink planted in /tmp and truncated its target as root."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    (tmp_path / "x.pcap").symlink_to(victim)
+    os.link(victim, tmp_path / "hard.pcap")
+    real = tmp_path / "theirs"
+    real.mkdir()
+    (tmp_path / "linkdir").symlink_to(real)
+    os.lchown(tmp_path / "linkdir", 4242, 4242)  # a directory link planted by another user
+    cases = {
+        "x.pcap": "is a symbolic link",
+        "hard.pcap": "has 2 hard links",
+        "linkdir/y.pcap": "symbolic link owned by uid 4242",
+    }
+    for name, message in cases.items():
+        run = _capture_to(netns, str(tmp_path / name))
+        assert run.status == 2, (name, run.stderr)
+        assert message in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr
+    assert victim.read_bytes() == b"precious"
+    assert not (real / "y.pcap").exists()
+    for device, message in (("/dev/full", "is a character device"), ("/dev/tty0", "terminal")):
+        run = _capture_to(netns, device)
+        assert run.status == 2 and message in run.stderr, run.stderr
+    # a new file is created 0600; an existing regular file of ours is replaced
+    fresh = tmp_path / "new.pcap"
+    assert _capture_to(netns, str(fresh)).status == 0
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    old = tmp_path / "old.pcap"
+    old.write_bytes(b"x" * 100)
+    assert _capture_to(netns, str(old)).status == 0
+    assert old.read_bytes()[:4] == b"\xd4\xc3\xb2\xa1" and old.stat().st_size == 24
+    # a named pipe is written to (its reader decides), /dev/null discards
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    assert _capture_to(netns, str(fifo)).status == 0
+    assert reader.communicate(timeout=10)[0][:4] == b"\xd4\xc3\xb2\xa1"
+    assert _capture_to(netns, "/dev/null").status == 0
+    # --read-only writes no file at all
+    run = _capture_to(netns, str(tmp_path / "ro.pcap"), "--read-only")
+    assert run.status == 2 and "--read-only" in run.stderr
+    assert not (tmp_path / "ro.pcap").exists()
+
+
+def test_history_and_debug_log_stay_in_a_private_directory(tmp_path):
+    """History and the debug log were opened by path: a symlink planted in a HOME that belongs
+    to someone else (sudo keeps HOME) made root append to any file."""
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    state = tmp_path / "state"
+    directory = PrivateDir.open(str(state / "netns-shell"))
+    directory.close()
+    assert (state / "netns-shell").stat().st_mode & 0o777 == 0o700
+    (state / "netns-shell" / "history").symlink_to(victim)
+    (state / "netns-shell" / "debug.log").symlink_to(victim)
+    env = {"XDG_STATE_HOME": str(state), "HOME": str(tmp_path), "TERM": "xterm"}
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "netns_shell"],
+        env={**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", **env},
+        encoding="utf-8",
+        timeout=20,
+    )
+    try:
+        child.expect(PROMPT)
+        child.sendline("help")
+        child.expect(PROMPT)
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.terminate(force=True)
+    assert victim.read_bytes() == b"precious"
+    log = DebugLog(directory=str(state / "netns-shell"))
+    assert "not writable" in log.record("boom", ValueError("x"))
+    assert victim.read_bytes() == b"precious"
+    # a state directory that belongs to someone else is not used at all
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, 4242, 4242)
+    with pytest.raises(UnsafePathError):
+        PrivateDir.open(str(theirs / "netns-shell"))
+    assert not (theirs / "netns-shell").exists()
+
+
+def _one_arp_pcap(path) -> None:
+    frame = bytes.fromhex("ffffffffffff02000000000108060001080006040001020000000001c0000201")
+    frame += bytes(6) + bytes.fromhex("c0000202")
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    path.write_bytes(header + struct.pack("<IIII", 1, 0, len(frame), len(frame)) + frame)
+
+
+def test_scapy_keeps_no_cache_under_home(tmp_path):
+    """scapy pickles its tables into ~/.cache/scapy, following symlinks and deleting what it
+    cannot read: as root with someone else's HOME, a way to clobber files."""
+    home = tmp_path / "home"
+    (home / ".cache" / "scapy").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    for table in ("manufdb", "services", "ethertypes", "bluetoothids"):
+        (home / ".cache" / "scapy" / f"{table}.pickle").symlink_to(victim)
+    _one_arp_pcap(tmp_path / "arp.pcap")
+    run = netns_shell("-c", f"capture -r {tmp_path / 'arp.pcap'}", env={"HOME": str(home)})
+    assert run.status == 0, run.stderr
+    assert "ARP who has 192.0.2.2" in run.stdout
+    assert victim.read_bytes() == b"precious"
+    assert not (home / ".config").exists()
+    assert all(p.is_symlink() for p in (home / ".cache" / "scapy").iterdir())

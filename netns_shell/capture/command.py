@@ -106,6 +106,11 @@ def _check_arguments(session: Session, args: dict[str, Any]) -> None:
             given.append("-p")
         if given:
             raise UsageError(f"capture: {', '.join(given)} cannot be used with -r (a file)")
+    if session.read_only and args["write"] not in (None, "-"):
+        raise UsageError(
+            "capture: -w FILE writes a file on the host: not in --read-only mode "
+            "(-w - writes to standard output)"
+        )
     if args["write"] == "-" and session.console.is_terminal:
         raise UsageError(
             "capture: refusing to write pcap data to a terminal (-w -); "
@@ -199,42 +204,46 @@ def _write(session: Session, source: Source, dumper: Dumper, args: dict[str, Any
         source, dumper, StopRequest(), count=args["count"], duration=args["duration"], live=live
     )
     try:
-        for event in events:
-            if isinstance(event, Progress):
-                status.show(event)
-            else:
-                finished = event
+        try:
+            for event in events:
+                if isinstance(event, Progress):
+                    status.show(event)
+                else:
+                    finished = event
+        finally:
+            status.clear()
+            events.close()
+            dumper.close_stream()
+            source.close()
+        assert finished is not None
+        if live:
+            for line in finished.lines():
+                _say(session, line)
+        else:
+            _say(session, f"{finished.captured} packets written")
+        if finished.error:
+            state = _file_state(args["write"], dumper, finished)
+            raise CaptureError(f"capture: {finished.error}; {state}")
     finally:
-        status.clear()
-        events.close()
         dumper.close()
-        source.close()
-    assert finished is not None
-    if live:
-        for line in finished.lines():
-            _say(session, line)
-    else:
-        _say(session, f"{finished.captured} packets written")
-    if finished.error:
-        raise CaptureError(f"capture: {finished.error}; {_file_state(args['write'], finished)}")
     return Result()
 
 
-def _file_state(target: str, finished: Finished) -> str:
+def _file_state(target: str, dumper: Dumper, finished: Finished) -> str:
     """What the user holds after a capture that ended on an error."""
     if target == "-":
         return "the pcap stream ends after the last whole packet written"
-    if finished.reason == "write error" and _is_regular_file(target):
-        kept = trim_partial_record(target)
+    if finished.reason == "write error" and _is_regular_file(dumper.fd):
+        kept = trim_partial_record(dumper.fd)
         if kept is None:
             return f"{target} holds no packets"
         return f"{target} was cut after its last whole packet ({kept} packets)"
     return f"{target} is complete up to that point"
 
 
-def _is_regular_file(path: str) -> bool:
+def _is_regular_file(fd: int) -> bool:
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
+        return fd >= 0 and stat.S_ISREG(os.fstat(fd).st_mode)
     except OSError:
         return False
 

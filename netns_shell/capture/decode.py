@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..scapy_loader import import_scapy
 from .pcap import DLT_LINUX_SLL, DLT_LINUX_SLL2, Packet
 from .records import PacketSummary
 
@@ -36,6 +37,7 @@ def _load_scapy() -> tuple[Any, Any]:
     """scapy's link-type table and its Raw class (the first call takes ~0.4 s)."""
     global _loaded
     logging.getLogger("scapy").setLevel(logging.ERROR)  # no warnings on the terminal
+    import_scapy()
     from scapy.config import conf
     from scapy.packet import Raw
 

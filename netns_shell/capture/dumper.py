@@ -14,17 +14,24 @@ import errno
 import os
 
 from ..errors import CaptureError
-from .pcap import Handle, libpcap, with_path
+from ..files import open_output
+from .pcap import Handle, libpcap
 
 __all__ = ["Dumper", "dispatch_to", "open_dumper", "open_dumper_fd"]
 
 
 class Dumper:
-    """An open pcap savefile (`pcap_dumper_t`)."""
+    """An open pcap savefile (`pcap_dumper_t`).
 
-    def __init__(self, pointer: int, target: str):
+    `fd` is a descriptor of the same file kept by us (-1 for a stream such as
+    standard output), so that after a write error the file can be cut after
+    its last whole record without opening the path again.
+    """
+
+    def __init__(self, pointer: int, target: str, fd: int = -1):
         self.pointer = pointer
         self.target = target
+        self.fd = fd
         #: errno seen after the last pcap_dispatch into this dumper (see `flush`)
         self.last_errno = 0
 
@@ -46,7 +53,14 @@ class Dumper:
         return int(libpcap().pcap_dump_ftell64(self.pointer))
 
     def close(self) -> None:
-        """Flush and close the file (pcap_dump_close); idempotent."""
+        """Flush and close the file (pcap_dump_close, then our descriptor); idempotent."""
+        self.close_stream()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def close_stream(self) -> None:
+        """Flush and close libpcap's stream, keeping `fd` (see `close`)."""
         if self.pointer:
             libpcap().pcap_dump_close(self.pointer)
             self.pointer = 0
@@ -59,11 +73,20 @@ class Dumper:
 
 
 def open_dumper(handle: Handle, path: str) -> Dumper:
-    """pcap_dump_open: a pcap file with the handle's link type and snapshot length."""
-    pointer = libpcap().pcap_dump_open(handle.pointer, os.fsencode(path))
-    if not pointer:
-        raise CaptureError(with_path("cannot write", path, handle.error()))
-    return Dumper(pointer, path)
+    """A pcap file with the handle's link type and snapshot length.
+
+    The file is opened by `files.open_output` (no symlink followed, created
+    0600, only a regular file or a FIFO reused) and handed to libpcap open
+    (pcap_dump_fopen): libpcap never opens the path itself.
+    """
+    fd = open_output(path, what="capture file")
+    try:
+        dumper = open_dumper_fd(handle, fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    dumper.fd = fd
+    return dumper
 
 
 def open_dumper_fd(handle: Handle, fd: int, label: str) -> Dumper:

@@ -144,30 +144,28 @@ def _progress(
     )
 
 
-def trim_partial_record(path: str) -> int | None:
-    """Cut a pcap file after its last whole record (after a disk-full write).
+def trim_partial_record(fd: int) -> int | None:
+    """Cut the pcap file open on `fd` after its last whole record (after a disk-full write).
 
     Returns how many whole records it keeps, or None when the file does not
     even hold a pcap header.  pcapng files are left alone (None).
     """
     try:
-        with open(path, "r+b") as fh:
-            header = fh.read(24)
-            order = _MAGICS.get(header[:4])
-            if len(header) < 24 or order is None:
-                return None
-            record = struct.Struct(order + "IIII")
-            size = os.fstat(fh.fileno()).st_size
-            offset, records = 24, 0
-            while offset + 16 <= size:
-                fh.seek(offset)
-                caplen = record.unpack(fh.read(16))[2]
-                if offset + 16 + caplen > size:
-                    break
-                offset += 16 + caplen
-                records += 1
-            if offset < size:
-                fh.truncate(offset)
-            return records
+        header = os.pread(fd, 24, 0)
+        order = _MAGICS.get(header[:4])
+        if len(header) < 24 or order is None:
+            return None
+        record = struct.Struct(order + "IIII")
+        size = os.fstat(fd).st_size
+        offset, records = 24, 0
+        while offset + 16 <= size:
+            caplen = record.unpack(os.pread(fd, 16, offset))[2]
+            if offset + 16 + caplen > size:
+                break
+            offset += 16 + caplen
+            records += 1
+        if offset < size:
+            os.ftruncate(fd, offset)
+        return records
     except OSError:
         return None
