@@ -259,6 +259,8 @@ def _main(argv: list[str]) -> int:
         return _complete(options.complete, parser)
     if options.demo and (options.target or options.net or options.pid):
         raise UsageError("--demo builds its own namespaces; give no TARGET, --net or -t")
+    if options.demo and options.read_only:
+        raise UsageError("--demo builds namespaces on the host: it cannot be --read-only")
     from .privileges import require_root_for_namespaces
 
     require_root_for_namespaces()
@@ -276,7 +278,7 @@ def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
     from .render import Console
     from .session import Session
 
-    console = Console(json=options.json, pager=not options.no_pager)
+    console = Console(json=options.json, pager=not options.no_pager, restricted=options.read_only)
     registry = build_registry()
     if not options.no_plugins:
         registry.loader = _plugin_loader(console.warn, options.plugin_dir)

@@ -20,6 +20,7 @@ runs on exit from the context manager, after Ctrl-C or an exception.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import NetnsShellError
+from .files import PrivateDir, UnsafePathError
 
 __all__ = [
     "Lab",
@@ -41,6 +43,8 @@ __all__ = [
 ]
 
 NETNS_DIR = "/var/run/netns"
+#: where each lab keeps the lock file that says its owner is alive
+LABS_DIR = "/run/netns-shell/labs"
 SUBNET = "10.0.9"
 SUBNET6 = "fd00:9"
 UNDERLAY = "192.0.2"
@@ -76,6 +80,7 @@ class Lab:
     vni: int = 4097
     token: str = field(default_factory=lambda: secrets.token_hex(3))
     built: list[str] = field(default_factory=list)
+    _lock: _LabLock | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.base = f"{self.prefix}-{os.getpid()}-{self.token}"
@@ -133,6 +138,7 @@ class Lab:
             raise NetnsShellError(
                 "the lab needs iproute2 ('ip' and 'bridge'): apt-get install iproute2"
             )
+        self._lock = _LabLock.take(self.base)
         try:
             for role in self.roles:
                 _run(["ip", "netns", "add", self.name(role)])
@@ -244,6 +250,9 @@ class Lab:
         for name in reversed(self.built):
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         self.built.clear()
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> Lab:
         return self.build() if not self.built else self
@@ -312,21 +321,83 @@ def _run(argv: list[str], stdin: str | None = None) -> None:
         raise NetnsShellError(f"lab: {' '.join(argv[:4])}: {detail[-1] if detail else 'failed'}")
 
 
+class _LabLock:
+    """Proof that a lab's owner is alive: a lock file it holds (flock) while the lab exists.
+
+    A lab whose lock file can be locked by someone else was left behind by a
+    process that died (kill -9, a crash); a PID test could not tell, since PIDs
+    are reused and differ between PID namespaces.  The files live in a root-only
+    directory (LABS_DIR, 0700) and are never followed through a symlink.
+    """
+
+    def __init__(self, directory: PrivateDir, name: str, fd: int):
+        self.directory, self.name, self.fd = directory, name, fd
+
+    @classmethod
+    def take(cls, base: str) -> _LabLock:
+        directory = PrivateDir.open(LABS_DIR)
+        name = f"{base}.lock"
+        try:
+            fd = directory.open_file(name, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            directory.close()
+            raise
+        return cls(directory, name, fd)
+
+    def release(self) -> None:
+        try:
+            os.unlink(self.name, dir_fd=self.directory.fd)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.directory.close()
+
+
 def remove_stale_labs(prefix: str) -> list[str]:
-    """Delete labs of `prefix` whose owning process is gone (after a kill -9)."""
-    removed = []
+    """Delete the namespaces of labs of `prefix` whose owner died; returns their names.
+
+    Only labs with a lock file nobody holds are removed (see _LabLock); the
+    namespaces removed are exactly `<base>-<role>` of such a lab.
+    """
+    removed: list[str] = []
     try:
-        names = os.listdir(NETNS_DIR)
-    except OSError:
+        directory = PrivateDir.open(LABS_DIR)
+    except (OSError, UnsafePathError):
         return removed
+    try:
+        for lock_name in sorted(os.listdir(directory.fd)):
+            base = lock_name[: -len(".lock")]
+            if not lock_name.endswith(".lock") or not base.startswith(f"{prefix}-"):
+                continue
+            try:
+                fd = directory.open_file(lock_name, os.O_RDWR)
+            except (OSError, UnsafePathError):
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive
+                removed += _remove_namespaces_of(base)
+                os.unlink(lock_name, dir_fd=directory.fd)
+            finally:
+                os.close(fd)
+    finally:
+        directory.close()
+    return removed
+
+
+def _remove_namespaces_of(base: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(NETNS_DIR))
+    except OSError:
+        return []
+    removed = []
     for name in names:
-        parts = name.split("-")
-        if len(parts) < 4 or parts[0] != prefix or not parts[1].isdigit():
-            continue
-        if os.path.exists(f"/proc/{parts[1]}"):
-            continue
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
-        removed.append(name)
+        if name.startswith(f"{base}-") and "-" not in name[len(base) + 1 :]:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+            removed.append(name)
     return removed
 
 
@@ -337,7 +408,12 @@ def demo_session() -> Iterator[Lab]:
     (The command line turns SIGTERM and SIGHUP into an interruption that
     unwinds through here.)
     """
-    remove_stale_labs("nsdemo")
+    stale = remove_stale_labs("nsdemo")
+    if stale:
+        sys.stderr.write(
+            "netns-shell: removed a demo lab left behind by a netns-shell that was killed: "
+            f"{', '.join(stale)}\n"
+        )
     lab = Lab(prefix="nsdemo", inconsistent=True)
     try:
         lab.build()

@@ -134,6 +134,8 @@ class Console:
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
     json: bool = False
     pager: bool = True
+    #: --read-only: a pager may not run commands or open files (less with LESSSECURE=1 only)
+    restricted: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -227,17 +229,16 @@ class Renderer:
         self._page(table, rows, result.columns)
 
     def _page(self, table: str, rows: Iterator[Record], columns: Sequence[Column]) -> None:
-        import shlex
         import subprocess
 
-        try:
-            command = shlex.split(os.environ.get("PAGER") or "less -FRSX")
-        except ValueError:
-            command = []
-        if not command or shutil.which(command[0]) is None:  # no pager: print it all
+        command = _pager_command(restricted=self.console.restricted)
+        if command is None:  # no pager: print it all
             self.console.stdout.write(table + "\n")
             write_plain_rows(rows, columns, _widths_of(table), self.console.stdout)
             return
+        env = dict(os.environ)
+        if self.console.restricted:
+            env["LESSSECURE"] = "1"  # no !command, |pipe, v (editor), :e FILE, LESSOPEN
         try:
             pager = subprocess.Popen(
                 command,
@@ -245,6 +246,7 @@ class Renderer:
                 text=True,
                 encoding="utf-8",
                 errors="surrogateescape",
+                env=env,
             )
         except OSError:
             self.console.stdout.write(table + "\n")
@@ -265,6 +267,25 @@ class Renderer:
             except OSError:
                 pass
             _wait_ignoring_interrupts(pager)
+
+
+def _pager_command(*, restricted: bool) -> list[str] | None:
+    """$PAGER (default `less -FRSX`) as argv, or None when there is none to run.
+
+    Restricted (--read-only), only less is run, in its secure mode: other
+    pagers (more, most, a shell script) can run commands and are not used.
+    """
+    import shlex
+
+    try:
+        command = shlex.split(os.environ.get("PAGER") or "less -FRSX")
+    except ValueError:
+        return None
+    if not command or shutil.which(command[0]) is None:
+        return None
+    if restricted and os.path.basename(command[0]) != "less":
+        return None
+    return command
 
 
 def _wait_ignoring_interrupts(proc: Any) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from netns_shell.lab import NETNS_DIR, remove_stale_labs
+from netns_shell.lab import NETNS_DIR, Lab, remove_stale_labs
 
 
 def _lab_names(base: str) -> list[str]:
@@ -53,13 +53,52 @@ def test_demo_is_removed_after_sigterm():
     assert _lab_names(base) == []
 
 
-def test_stale_lab_of_a_dead_process_is_removed():
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    name = f"nstale-{dead.pid}-abcdef-ovl"
-    subprocess.run(["ip", "netns", "add", name], check=True)
+def test_a_lab_left_by_a_killed_demo_is_named_and_removed_by_the_next():
+    """The lab's owner holds a lock while the lab exists; kill -9 leaves the lock free."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netns_shell", "--demo"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = _base_from(proc.stderr.readline())
     try:
-        assert remove_stale_labs("nstale") == [name]
-        assert not os.path.exists(os.path.join(NETNS_DIR, name))
+        assert remove_stale_labs("nsdemo") == []  # alive: its lab is left alone
+        proc.kill()
+        proc.wait(timeout=10)
+        assert len(_lab_names(base)) == 5
+        run = subprocess.run(
+            [sys.executable, "-m", "netns_shell", "--demo"],
+            input="exit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stderr
+        assert "removed a demo lab left behind" in run.stderr and f"{base}-ovl" in run.stderr
+        assert _lab_names(base) == []
     finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        proc.kill()
+        for name in _lab_names(base):
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_a_live_lab_of_another_process_is_never_removed():
+    """A PID test removed labs whose creator's PID was not visible (another PID namespace)."""
+    with Lab(prefix="nstale") as lab:
+        other = subprocess.run(
+            [
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                sys.executable,
+                "-c",
+                "from netns_shell.lab import remove_stale_labs; print(remove_stale_labs('nstale'))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert other.stdout.strip() == "[]"
+        assert len(_lab_names(lab.base)) == len(lab.roles)

@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -18,6 +19,7 @@ from netns_shell.commands import build_registry
 from netns_shell.commands.line import quote, split_commands
 from netns_shell.completion import CompletionState, candidates, expected_at
 from netns_shell.debuglog import DebugLog
+from netns_shell.extensions import PluginLoader
 from netns_shell.files import PrivateDir, UnsafePathError
 from tests.conftest import ip_json, netns_shell, unique
 
@@ -272,3 +274,112 @@ def test_scapy_keeps_no_cache_under_home(tmp_path):
     assert victim.read_bytes() == b"precious"
     assert not (home / ".config").exists()
     assert all(p.is_symlink() for p in (home / ".cache" / "scapy").iterdir())
+
+
+# ------------------------------------------------------------------ --read-only
+VOLATILE = {"used", "updated"}  # and every *_timer: they count down on their own
+
+
+def _stable(value):
+    if isinstance(value, dict):
+        return {
+            k: _stable(v)
+            for k, v in value.items()
+            if k not in VOLATILE and not k.endswith("_timer")
+        }
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def _host_state(lab, *directories) -> dict:
+    """What a command could change: every table of the lab's namespaces, and files."""
+    state: dict = {}
+    for role in lab.roles:
+        name = lab.name(role)
+        for what in (["-d", "link"], ["addr"], ["route", "show", "table", "all"], ["neigh"]):
+            state[(role, *what)] = _stable(ip_json("-n", name, *what))
+        fdb = json.loads(subprocess.check_output(["bridge", "-n", name, "-j", "fdb"]) or b"[]")
+        state[(role, "fdb")] = [f for f in fdb if f.get("state")]  # learned entries come and go
+    for directory in directories:
+        state[str(directory)] = sorted(str(p) for p in Path(directory).rglob("*"))
+    return state
+
+
+def _run_briefly(args: list[str], env: dict, cwd: str) -> tuple[int, str]:
+    """Run the CLI; a command that goes on (capture, watch) gets SIGTERM after 3 s."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netns_shell", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=cwd,
+        text=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    return proc.returncode, err
+
+
+def test_read_only_changes_nothing_whatever_the_command(fresh_lab, tmp_path):
+    """Every command of the registry (plugins included), bare and as in its help examples,
+    in --read-only mode: the lab's tables, the home and state directories and the current
+    directory stay exactly as they were, no namespace is created, no traceback."""
+    registry = build_registry()
+    PluginLoader(lambda message: None)(registry)
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    env = {"HOME": str(home), "XDG_STATE_HOME": str(home / "state"), "PAGER": "cat"}
+    before = _host_state(fresh_lab, home, cwd)
+    namespaces = set(os.listdir("/var/run/netns"))
+    lines = [line for c in registry for line in (c.name, *c.examples)]
+    for line in lines:
+        status, err = _run_briefly(
+            ["--read-only", "--net", fresh_lab.entry_path, "-c", line], env, str(cwd)
+        )
+        assert "Traceback" not in err and "internal error" not in err, (line, err)
+        assert _host_state(fresh_lab, home, cwd) == before, line
+        created = set(os.listdir("/var/run/netns")) - namespaces
+        assert not created & set(line.split()), (line, created)
+    refused = {"exec", "ping", "arping"}
+    for name in refused:
+        status, err = _run_briefly(
+            ["--read-only", "--net", fresh_lab.entry_path, "-c", f"{name} x"], env, str(cwd)
+        )
+        assert status == 2 and "--read-only" in err, (name, err)
+    run = netns_shell("--read-only", "--demo")
+    assert run.status == 2 and "--read-only" in run.stderr
+
+
+def test_read_only_pager_runs_only_in_less_secure_mode(lab, tmp_path):
+    """less allows `!command`; in --read-only it runs with LESSSECURE=1, and any other pager
+    (more, most, a script) is not run at all: the table is printed whole."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    seen = tmp_path / "seen"
+    for name in ("less", "more"):
+        script = bindir / name
+        script.write_text(f"#!/bin/sh\necho {name} LESSSECURE=$LESSSECURE >> {seen}\ncat\n")
+        script.chmod(0o755)
+    for pager, expected in (("less", "less LESSSECURE=1"), ("more", None)):
+        if seen.exists():
+            seen.unlink()
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "netns_shell", "--read-only", "--net", lab.entry_path, "-c", "links"],
+            env={**os.environ, "PAGER": str(bindir / pager), "TERM": "xterm"},
+            encoding="utf-8",
+            timeout=20,
+            dimensions=(6, 200),
+        )
+        child.expect(pexpect.EOF)
+        assert "vxlan0" in child.before and "veth2" in child.before
+        if expected is None:
+            assert not seen.exists()
+        else:
+            assert seen.read_text().strip() == expected
