@@ -283,9 +283,14 @@ def wait_settled(paths: list[str], *, carriers: bool = True, timeout: float = 5.
 
 
 def _settled(links, carriers: bool) -> bool:
+    links = list(links)
+    with_up_ports = {link.get("master") for link in links if "UP" in link["flags"]}
     for link in links:
         down = link.get("operstate") in ("DOWN", "LOWERLAYERDOWN")
         if carriers and "UP" in link["flags"] and down:
+            return False
+        # a bridge turns UP a moment after its first port forwards
+        if carriers and link["ifname"] in with_up_ports and link.get("operstate") != "UP":
             return False
         if any(a.get("tentative") for a in link.get("addr_info", ())):
             return False

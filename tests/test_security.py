@@ -306,6 +306,23 @@ def _host_state(lab, *directories) -> dict:
     return state
 
 
+def _differences(before, after, path="") -> list[str]:
+    """Where two snapshots differ, as paths (for the failure message)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            d
+            for k in {*before, *after}
+            for d in _differences(before.get(k), after.get(k), f"{path}/{k}")
+        ]
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        return [
+            d
+            for i, (b, a) in enumerate(zip(before, after, strict=True))
+            for d in _differences(b, a, f"{path}[{i}]")
+        ]
+    return [] if before == after else [f"{path}: {before!r} -> {after!r}"]
+
+
 def _run_briefly(args: list[str], env: dict, cwd: str) -> tuple[int, str]:
     """Run the CLI; a command that goes on (capture, watch) gets SIGTERM after 3 s."""
     proc = subprocess.Popen(
@@ -343,7 +360,8 @@ def test_read_only_changes_nothing_whatever_the_command(fresh_lab, tmp_path):
             ["--read-only", "--net", fresh_lab.entry_path, "-c", line], env, str(cwd)
         )
         assert "Traceback" not in err and "internal error" not in err, (line, err)
-        assert _host_state(fresh_lab, home, cwd) == before, line
+        after = _host_state(fresh_lab, home, cwd)
+        assert after == before, (line, _differences(before, after))
         created = set(os.listdir("/var/run/netns")) - namespaces
         assert not created & set(line.split()), (line, created)
     refused = {"exec", "ping", "arping"}
@@ -372,7 +390,11 @@ def test_read_only_pager_runs_only_in_less_secure_mode(lab, tmp_path):
         child = pexpect.spawn(
             sys.executable,
             ["-m", "netns_shell", "--read-only", "--net", lab.entry_path, "-c", "links"],
-            env={**os.environ, "PAGER": str(bindir / pager), "TERM": "xterm"},
+            env={
+                **{k: v for k, v in os.environ.items() if k not in ("LINES", "COLUMNS")},
+                "PAGER": str(bindir / pager),
+                "TERM": "xterm",
+            },
             encoding="utf-8",
             timeout=20,
             dimensions=(6, 200),
