@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     except ExitShell as exc:
         return exc.status
     except NetnsShellError as exc:
-        sys.stderr.write(f"netns-shell: {exc}\n")
+        from .sanitize import for_terminal
+
+        sys.stderr.write(f"netns-shell: {for_terminal(str(exc))}\n")
         return exc.exit_status
     except KeyboardInterrupt:
         signum = shutdown.requested()

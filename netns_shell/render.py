@@ -24,7 +24,7 @@ from json.encoder import encode_basestring_ascii as _json_string
 from typing import IO, Any
 
 from .records import Shared, SharedRecord
-from .sanitize import for_terminal
+from .sanitize import for_terminal, without_controls
 
 __all__ = ["Column", "Console", "Renderer", "Result", "format_cell"]
 
@@ -122,7 +122,7 @@ def format_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
-        return for_terminal(",".join(format_cell(v) for v in value))
+        return ",".join(format_cell(v) for v in value)  # each item escaped once
     return for_terminal(str(value))
 
 
@@ -157,6 +157,11 @@ class Console:
         except (AttributeError, ValueError):
             pass
 
+    def say(self, message: str) -> None:
+        """A line about the command on stderr (what it does, counts): not its output."""
+        self.stderr.write(for_terminal(message) + "\n")
+        self.stderr.flush()
+
     def warn(self, message: str) -> None:
         self.stderr.write(f"netns-shell: warning: {for_terminal(message)}\n")
         self.stderr.flush()
@@ -189,7 +194,11 @@ class Renderer:
                 self._terminal_table(result)
             else:
                 write_plain(result.records, result.columns, out)
-        self._lines(result.lines, out, live=result.live)
+        if result.document:
+            for line in result.lines:
+                out.write(without_controls(line) + "\n")
+        else:
+            self._lines(result.lines, out, live=result.live)
         if result.message:
             out.write(for_terminal(result.message) + "\n")
         out.flush()

@@ -11,7 +11,7 @@ escapes everything itself.
 
 from __future__ import annotations
 
-__all__ = ["for_terminal"]
+__all__ = ["for_terminal", "without_controls"]
 
 
 def _escape(ch: str) -> str:
@@ -37,3 +37,15 @@ def for_terminal(text: str) -> str:
         ch if ch.isprintable() and ch != "\\" else ("\\\\" if ch == "\\" else _escape(ch))
         for ch in text
     )
+
+
+def without_controls(text: str) -> str:
+    """`text` with non-printable characters escaped, backslashes left as they are.
+
+    For documents whose syntax uses backslashes (Graphviz `\\n`): their producer
+    has already passed every name through `for_terminal`, so only the
+    document's own escapes remain, and they must reach the output unchanged.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)

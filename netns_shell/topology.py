@@ -20,6 +20,7 @@ from .netlink.core import NetlinkSocket
 from .netlink.links import list_links
 from .netlink.neighbours import list_fdb
 from .netlink.nsid import netnsid_of
+from .sanitize import for_terminal
 
 __all__ = ["Topology", "collect_topology", "dot_lines", "edge_records", "tree_lines"]
 
@@ -230,7 +231,13 @@ def edge_records(topo: Topology) -> Iterator[dict[str, Any]]:
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A Graphviz string of a name: made terminal-safe first, then quoted for dot."""
+    return '"' + for_terminal(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _quote_label(lines: list[str]) -> str:
+    """A Graphviz label of several lines (dot's own \\n between them)."""
+    return '"' + "\\n".join(_quote(line)[1:-1] for line in lines) + '"'
 
 
 def dot_lines(topo: Topology) -> Iterator[str]:
@@ -244,8 +251,8 @@ def dot_lines(topo: Topology) -> Iterator[str]:
             continue
         yield f"  subgraph cluster_{i} {{ label={_quote(_label(topo, ns_name))};"
         for port in members:
-            label = f"{port.ifname}\\n{port.kind or 'link'}"
-            yield f"    {_quote(ns_name + '/' + port.ifname)} [label={_quote(label)}];"
+            label = _quote_label([port.ifname, port.kind or "link"])
+            yield f"    {_quote(ns_name + '/' + port.ifname)} [label={label}];"
         yield "  }"
     for ns_name, ports in topo.ports.items():
         for port in ports:

@@ -18,7 +18,6 @@ from typing import IO, TYPE_CHECKING, Any
 from ..errors import CaptureError, NetnsShellError, UsageError
 from ..privileges import require
 from ..render import Result
-from ..sanitize import for_terminal
 from . import (
     ANY,
     LINES_PER_SECOND,
@@ -94,8 +93,7 @@ def _human_bytes(n: int) -> str:
 
 
 def _say(session: Session, line: str) -> None:
-    session.console.stderr.write(for_terminal(line) + "\n")
-    session.console.stderr.flush()
+    session.console.say(line)
 
 
 # ---------------------------------------------------------------- checks

@@ -60,10 +60,7 @@ def watch(session: Session, args: dict[str, Any]) -> Result:
         from ..errors import UsageError
 
         raise UsageError(f"watch: unknown topic '{unknown[0]}' (one of {', '.join(TOPIC_NAMES)})")
-    session.console.stderr.write(
-        f"watching {', '.join(topics)} in {session.label()} (Ctrl-C to stop)\n"
-    )
-    session.console.stderr.flush()
+    session.console.say(f"watching {', '.join(topics)} in {session.label()} (Ctrl-C to stop)")
     events = watch_events(session.namespace, topics, duration=args["duration"])
 
     def stream() -> Iterator[Any]:

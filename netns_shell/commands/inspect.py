@@ -156,7 +156,8 @@ FDB_COLUMNS = (
     Column.of("DEV", "ifname"),
     Column.of("MASTER", "master"),
     Column.of("VLAN", "vlan", safe=True),
-    Column("VTEP", _fdb_remote, safe=True, reads=("dst", "port", "vni", "src_vni", "viaIf")),
+    # not safe: viaIf is an interface name
+    Column("VTEP", _fdb_remote, reads=("dst", "port", "vni", "src_vni", "viaIf")),
     Column.of("STATE", "state"),
     Column.of("FLAGS", "flags"),
 )

@@ -52,7 +52,7 @@ FIND_COLUMNS = (
 
 OVERLAY_COLUMNS = (
     Column.of("MAC", "mac", safe=True),
-    Column.of("IP", "ip", safe=True),
+    Column.of("IP", "ip"),  # not safe: the engine's endpoint addresses are its strings
     Column.of("PORTS", "ports"),
     Column.of("VTEP", "vtep", safe=True),
     Column.of("CONTAINER", "container"),
