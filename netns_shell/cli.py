@@ -306,6 +306,8 @@ def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
             status = 0
             for line in commands:
                 status = session.execute(line) or status
+                if session.line_stopped:
+                    break  # a failed `use` or Ctrl-C: nothing after it runs elsewhere
             return status
         from .repl import run_repl
 

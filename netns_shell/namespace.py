@@ -18,6 +18,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import signal
 import socket
 import stat
 import threading
@@ -128,15 +129,26 @@ class NetNamespace:
     use as a context manager.  `label` is the name shown to users.
     """
 
-    __slots__ = ("__weakref__", "dev", "fd", "inode", "label", "path", "pid")
+    __slots__ = ("__weakref__", "dev", "fd", "inode", "label", "path", "pid", "pidfd")
 
-    def __init__(self, fd: int, path: str, *, pid: int | None = None, label: str | None = None):
+    def __init__(
+        self,
+        fd: int,
+        path: str,
+        *,
+        pid: int | None = None,
+        label: str | None = None,
+        pidfd: int = -1,
+    ):
         st = os.fstat(fd)
         self.fd = fd
         self.inode = st.st_ino
         self.dev = st.st_dev
         self.path = path
         self.pid = pid
+        #: a pidfd on the process `pid` was when the handle was made (-1: none): PID
+        #: numbers are reused, a pidfd always means that one process
+        self.pidfd = pidfd
         self.label = label or path
 
     # ----------------------------------------------------------- opening
@@ -166,11 +178,36 @@ class NetNamespace:
 
     @classmethod
     def open_pid(cls, pid: int, *, label: str | None = None) -> NetNamespace:
-        """Open the network namespace of process `pid` (like `nsenter -t PID -n`)."""
+        """Open the network namespace of process `pid` (like `nsenter -t PID -n`).
+
+        The handle keeps a pidfd on that process, so that joining its other
+        namespaces later (`exec -m`) can tell when it has exited and its PID
+        went to another process.
+        """
         check_pid(pid)
-        ns = cls.open_path(f"/proc/{pid}/ns/net", label=label or f"pid:{pid}")
-        ns.pid = pid
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise NamespaceError(f"PID {pid}: no such process") from None
+        try:
+            ns = cls.open_path(f"/proc/{pid}/ns/net", label=label or f"pid:{pid}")
+            ns.pid, ns.pidfd = pid, pidfd
+            ns.check_process()  # the namespace opened was that process's
+        except BaseException:
+            os.close(pidfd)
+            raise
         return ns
+
+    def check_process(self) -> None:
+        """Raise NamespaceError when the handle's process has exited (see `pidfd`)."""
+        if self.pidfd < 0:
+            return
+        try:
+            signal.pidfd_send_signal(self.pidfd, 0)
+        except ProcessLookupError:
+            raise NamespaceError(
+                f"PID {self.pid} has exited (its number may belong to another process now)"
+            ) from None
 
     @classmethod
     def current(cls, *, label: str = "host") -> NetNamespace:
@@ -182,6 +219,9 @@ class NetNamespace:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
 
     def __enter__(self) -> NetNamespace:
         return self
@@ -207,6 +247,7 @@ class NetNamespace:
             self.path,
             pid=self.pid,
             label=self.label,
+            pidfd=fcntl.fcntl(self.pidfd, fcntl.F_DUPFD_CLOEXEC, 3) if self.pidfd >= 0 else -1,
         )
 
     def same_as(self, other: NetNamespace) -> bool:

@@ -54,6 +54,8 @@ def _open_extra(pid: int, extra: ExtraNamespaces) -> list[tuple[int, int]]:
         for name, kind in extra.wanted():
             try:
                 fds.append((os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC), kind))
+            except (FileNotFoundError, ProcessLookupError):
+                raise NamespaceError(f"PID {pid} has exited") from None
             except OSError as exc:
                 raise NamespaceError(
                     f"PID {pid}: cannot open its {name} namespace: {exc.strerror}"
@@ -84,6 +86,12 @@ def run_program(
     if shutil.which(argv[0]) is None and "/" not in argv[0] and not extra.mount:
         raise NotFoundError(f"exec: {argv[0]}: command not found")
     extra_fds = _open_extra(ns.pid, extra) if ns.pid is not None and extra.wanted() else []
+    try:
+        ns.check_process()  # the fds just opened are that process's, not a PID's new owner's
+    except BaseException:
+        for fd, _ in extra_fds:
+            os.close(fd)
+        raise
     sys.stdout.flush()
     sys.stderr.flush()
     old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -41,6 +41,8 @@ def _run_lines(session: Session) -> int:
             status = session.execute(line) or status
         except ExitShell as exc:
             return exc.status
+        if session.line_stopped:
+            return status  # a script goes no further after a failed `use` or Ctrl-C
     return status
 
 

@@ -10,11 +10,14 @@ to the debug log and reported in one line.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +66,8 @@ class Session:
         if self.docker is not None and self.docker not in self.enrichers:
             self.enrichers.append(self.docker)
         self.renderer = Renderer(self.console)
+        #: the last line stopped early (see _stops_the_line); -c runs nothing after it
+        self.line_stopped = False
         if self.debug_log is None:
             self.debug_log = DebugLog(write=not self.read_only)
         self.last_status = 0
@@ -211,22 +216,45 @@ class Session:
     # ---------------------------------------------------------- execution
     def execute(self, line: str) -> int:
         """Run a line of commands; the status is that of the last failing one (or 0)."""
-        status = 0
         try:
             commands = split_commands(line)
         except UsageError as exc:
             self.console.error(str(exc))
             return exc.exit_status
-        for words in commands:
+        self.line_stopped = False
+        with _counting_interrupts():
+            return self._run_line(commands)
+
+    def _run_line(self, commands: list[list[str]]) -> int:
+        status = 0
+        for i, words in enumerate(commands):
+            seen = shutdown.interrupts()
             result_status = self.run_command(words)
+            interrupted = shutdown.interrupts() != seen  # also a watch that Ctrl-C ended
             if result_status:
                 status = result_status
             signum = shutdown.requested()
             if signum:
                 # a command that stopped cleanly on the signal keeps its status
                 raise ExitShell(128 + signum if result_status == 130 else result_status)
+            if interrupted or (result_status and self._stops_the_line(words)):
+                self.line_stopped = True
+                rest = len(commands) - i - 1
+                if rest:
+                    self.console.warn(f"the rest of the line was not run ({rest} commands)")
+                break
         self.last_status = status
         return status
+
+    def _stops_the_line(self, words: list[str]) -> bool:
+        """After a failure, whether the commands that follow must not run.
+
+        They must not after a failed `use`/`host` or a command that was not even
+        recognised (a mistyped `use`?): they would run in another namespace than
+        the one the line meant, e.g. `exec` on the host.  (Ctrl-C stops a line too.)
+        """
+        command = self.registry.get(words[0])
+        return command is None or command.moves
 
     def run_command(self, words: list[str]) -> int:
         """Run one command through the error boundary; returns its exit status."""
@@ -272,6 +300,28 @@ class Session:
         if self.current is not None and self.current is not self.home:
             self.current.close()
         self.home.close()
+
+
+@contextlib.contextmanager
+def _counting_interrupts() -> Iterator[None]:
+    """While a line runs, Ctrl-C is counted (shutdown.interrupts) before it interrupts.
+
+    Commands such as watch and capture catch Ctrl-C to end themselves cleanly;
+    the count tells the line that the user wanted everything to stop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        shutdown.interrupt()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _name_the_command(exc: NetnsShellError, name: str) -> None:

@@ -7,9 +7,10 @@ the session then ends instead of running the next command.
 
 from __future__ import annotations
 
-__all__ = ["clear", "request", "requested"]
+__all__ = ["clear", "interrupt", "interrupts", "request", "requested"]
 
 _signal: int | None = None
+_interrupts = 0
 
 
 def request(signum: int) -> None:
@@ -25,3 +26,14 @@ def requested() -> int | None:
 def clear() -> None:
     global _signal
     _signal = None
+
+
+def interrupt() -> None:
+    """Record a Ctrl-C (SIGINT), also one a command caught to end itself (watch, capture)."""
+    global _interrupts
+    _interrupts += 1
+
+
+def interrupts() -> int:
+    """How many Ctrl-C the process has seen: a line stops when a command saw one."""
+    return _interrupts

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shlex
+import signal
 import struct
 import subprocess
 import sys
@@ -405,3 +406,112 @@ def test_read_only_pager_runs_only_in_less_secure_mode(lab, tmp_path):
             assert not seen.exists()
         else:
             assert seen.read_text().strip() == expected
+
+
+# ------------------------------------------------------------------ PID targets
+def _spawn_with_pid(argv: list[str], pid: int, attempts: int = 50) -> subprocess.Popen | None:
+    """Start argv as process `pid` (ns_last_pid, as CRIU does), or None if others raced us."""
+    for _ in range(attempts):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as fh:
+            fh.write(str(pid - 1))
+        proc = subprocess.Popen(argv)
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+    return None
+
+
+def test_exec_after_pid_reuse_refuses_instead_of_joining_the_new_process():
+    """`-t PID` then the process exits and its PID goes to another: `exec -m` joined the
+    newcomer's mount namespace. The handle now holds a pidfd and refuses."""
+    target = subprocess.Popen(["unshare", "--net", "--mount", "sleep", "300"])
+    shell = None
+    newcomer = None
+    try:
+        time.sleep(0.3)
+        pid = target.pid
+        shell = subprocess.Popen(
+            [sys.executable, "-m", "netns_shell", "-t", str(pid)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        shell.stdin.write("exec -m true\n")
+        shell.stdin.flush()
+        time.sleep(1.0)  # the shell holds its handle on the target now
+        target.kill()
+        target.wait()
+        newcomer = _spawn_with_pid(["unshare", "--mount", "sleep", "300"], pid)
+        if newcomer is None:
+            pytest.skip("could not get the PID back (other processes took it)")
+        time.sleep(0.3)
+        theirs = os.readlink(f"/proc/{pid}/ns/mnt")
+        out, err = shell.communicate("exec -m readlink /proc/self/ns/mnt\n", timeout=30)
+        assert theirs not in out, "joined the mount namespace of the process that got the PID"
+        assert f"PID {pid} has exited" in err, err
+        assert shell.returncode != 0
+    finally:
+        for proc in (target, newcomer, shell):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+# ------------------------------------------------------------------ a line stops
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-c", "use nosuch-namespace; exec touch marker"],
+        ["-c", "use nosuch-namespace", "-c", "exec touch marker"],
+        ["-c", "usee nosuch-namespace; exec touch marker"],
+    ],
+    ids=["same line", "next -c", "mistyped use"],
+)
+def test_a_failed_use_stops_the_rest(args, tmp_path):
+    """`-c 'use typo; exec ...'` ran exec on the host."""
+    run = subprocess.run(
+        [sys.executable, "-m", "netns_shell", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode != 0
+    assert not (tmp_path / "marker").exists(), run.stderr
+    assert "not run" in run.stderr or len(args) > 2
+
+
+def test_a_failed_use_stops_a_script_on_stdin(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "netns_shell"],
+        input="use nosuch-namespace\nexec touch marker\n",
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode != 0 and not (tmp_path / "marker").exists()
+
+
+def test_ctrl_c_stops_the_rest_of_the_line(lab, tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "netns_shell",
+            "--net",
+            lab.entry_path,
+            "-c",
+            "watch; exec touch marker",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert not (tmp_path / "marker").exists(), err

@@ -41,6 +41,8 @@ class StopRequest:
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if signum != signal.SIGINT:
             shutdown.request(signum)  # SIGTERM/SIGHUP: end the shell once the file is closed
+        else:
+            shutdown.interrupt()
         self.stop(signum)
 
     @contextmanager

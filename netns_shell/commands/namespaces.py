@@ -110,11 +110,13 @@ def register(registry: Registry) -> None:
         ),
         aliases=("cd", "enter"),
         examples=("use 1-9tp0f348do", "use 1-9tp", "use /var/run/netns/blue", "use pid:4242"),
+        moves=True,
     )(use)
     registry.command(
         "host",
         "back to the namespace the shell started in",
         examples=("host",),
+        moves=True,
     )(host)
     registry.command(
         "exec",

@@ -84,6 +84,9 @@ class Command:
     examples: tuple[str, ...] = ()
     #: True when the command changes state on the host (disabled by --read-only).
     changes_state: bool = False
+    #: True when the command moves the session to another namespace (use, host): when it
+    #: fails, the rest of the line is not run
+    moves: bool = False
     source: str = "built-in"
 
     def usage(self) -> str:
