@@ -34,10 +34,20 @@ __all__ = [
 
 _OVERLAY = re.compile(r"^\d+-([0-9a-z]{10})$")
 _CACHE_SECONDS = 5.0
+#: after a failed or slow round, the engine is left alone this long
+BACK_OFF_SECONDS = 60.0
+#: one lookup round (networks, containers, each container's details) ends after this long
+ROUND_SECONDS = 1.5
+#: an answer larger than this is refused (the engine's real answers are a few MB at most)
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 
 class DockerError(NetnsShellError):
     """The engine could not be asked (no socket, refused, timed out, bad answer)."""
+
+
+class DockerTimeoutError(DockerError):
+    """The engine did not answer in time."""
 
 
 def socket_path() -> str | None:
@@ -51,40 +61,53 @@ def socket_path() -> str | None:
 class DockerClient:
     """GET requests to the Engine API over its unix socket."""
 
-    def __init__(self, path: str | None = None, *, timeout: float = 2.0):
+    def __init__(
+        self,
+        path: str | None = None,
+        *,
+        timeout: float = 2.0,
+        max_bytes: int = MAX_ANSWER_BYTES,
+    ):
         self.path = path or socket_path()
         self.timeout = timeout
+        self.max_bytes = max_bytes
 
     def available(self) -> bool:
         return bool(self.path) and os.path.exists(self.path)
 
-    def get(self, url: str) -> Any:
-        """The decoded JSON body of GET `url`; raises DockerError."""
-        body = self._request(url)
+    def get(self, url: str, *, deadline: float | None = None) -> Any:
+        """The decoded JSON body of GET `url`; raises DockerError.
+
+        The request ends at `deadline` (a time.monotonic() value) if that comes
+        before the client's own timeout.
+        """
+        body = self._request(url, deadline)
         try:
             return json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise DockerError(f"{url}: the answer is not JSON") from None
 
     def ping(self) -> None:
         """Return if the engine answers /_ping; raise DockerError otherwise."""
-        self._request("/_ping")
+        self._request("/_ping", None)
 
-    def _request(self, url: str) -> bytes:
+    def _request(self, url: str, deadline: float | None) -> bytes:
         """The body of a 200 answer to GET `url`; raises DockerError."""
         if not self.path:
             raise DockerError("DOCKER_HOST is not a unix:// socket")
+        own = time.monotonic() + self.timeout
+        deadline = own if deadline is None else min(own, deadline)
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(self.timeout)
+                sock.settimeout(_remaining(deadline))
                 sock.connect(self.path)
                 sock.sendall(
                     f"GET {url} HTTP/1.1\r\nHost: docker\r\nUser-Agent: netns-shell\r\n"
                     "Connection: close\r\n\r\n".encode()
                 )
-                raw = _read_all(sock, time.monotonic() + self.timeout)
+                raw = _read_all(sock, deadline, self.max_bytes)
         except TimeoutError:
-            raise DockerError(f"{self.path}: no answer within {self.timeout:g} s") from None
+            raise DockerTimeoutError(f"{self.path}: no answer within {self.timeout:g} s") from None
         except OSError as exc:
             raise DockerError(f"{self.path}: {exc.strerror or exc}") from None
         status, body = _parse_response(raw)
@@ -93,14 +116,25 @@ class DockerClient:
         return body
 
 
-def _read_all(sock: socket.socket, deadline: float) -> bytes:
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return left
+
+
+def _read_all(sock: socket.socket, deadline: float, max_bytes: int) -> bytes:
+    """Everything until the engine closes, within `deadline` and `max_bytes` (plus headers)."""
     chunks = []
+    size = 0
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError
+        sock.settimeout(_remaining(deadline))
         chunk = sock.recv(65536)
         if not chunk:
             return b"".join(chunks)
+        size += len(chunk)
+        if size > max_bytes + 65536:
+            raise DockerError(f"the engine's answer is larger than {max_bytes >> 20} MiB; refused")
         chunks.append(chunk)
 
 
@@ -145,41 +179,69 @@ class DockerNames:
     #: network id -> network facts
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    #: why the names are incomplete (the round ran out of time), or None
+    incomplete: str | None = None
+
     @classmethod
-    def load(cls, client: DockerClient) -> DockerNames:
+    def load(cls, client: DockerClient, *, seconds: float = ROUND_SECONDS) -> DockerNames:
+        """Ask the engine, within one deadline for the whole round.
+
+        Raises DockerError when the engine cannot be asked at all; when it
+        stops answering part-way, the names found so far come back with
+        `incomplete` saying why.  Answers are hostile data: anything of the
+        wrong shape is skipped, never trusted to be a dict, a list or a str.
+        """
+        deadline = time.monotonic() + seconds
         names = cls()
-        for net in client.get("/networks"):
-            names.networks[net["Id"]] = {
-                "name": net.get("Name", ""),
-                "driver": net.get("Driver", ""),
-                "scope": net.get("Scope", ""),
-            }
-        for summary in client.get("/containers/json"):
+        for net in _objects(client.get("/networks", deadline=deadline), "/networks"):
+            net_id = _text(net.get("Id"))
+            if net_id:
+                names.networks[net_id] = {
+                    "name": _text(net.get("Name")),
+                    "driver": _text(net.get("Driver")),
+                    "scope": _text(net.get("Scope")),
+                }
+        summaries = _objects(client.get("/containers/json", deadline=deadline), "/containers/json")
+        for done, summary in enumerate(summaries):
+            container_id = _text(summary.get("Id"))
+            if not re.fullmatch(r"[0-9a-f]{12,64}", container_id):
+                continue
             try:
-                info = client.get(f"/containers/{summary['Id']}/json")
+                info = client.get(f"/containers/{container_id}/json", deadline=deadline)
+            except DockerTimeoutError:
+                names.incomplete = (
+                    f"no answer within {seconds:g} s after {done} of {len(summaries)} containers"
+                )
+                break
             except DockerError:
                 continue  # gone meanwhile
-            settings = info.get("NetworkSettings") or {}
-            key = os.path.basename(settings.get("SandboxKey") or "")
-            if not key:
-                continue
-            labels = (info.get("Config") or {}).get("Labels") or {}
-            names.sandboxes[key] = {
-                "container": info.get("Name", "").lstrip("/"),
-                "container_id": info["Id"],
-                "service": labels.get("com.docker.swarm.service.name"),
-                "pid": (info.get("State") or {}).get("Pid"),
-                "endpoints": [
-                    {
-                        "network": name,
-                        "network_id": ep.get("NetworkID"),
-                        "ip": ep.get("IPAddress"),
-                        "mac": ep.get("MacAddress"),
-                    }
-                    for name, ep in (settings.get("Networks") or {}).items()
-                ],
-            }
+            if isinstance(info, dict):
+                names._add_container(container_id, info)
         return names
+
+    def _add_container(self, container_id: str, info: dict[str, Any]) -> None:
+        settings = _mapping(info.get("NetworkSettings"))
+        key = os.path.basename(_text(settings.get("SandboxKey")))
+        if not key:
+            return
+        labels = _mapping(_mapping(info.get("Config")).get("Labels"))
+        pid = _mapping(info.get("State")).get("Pid")
+        self.sandboxes[key] = {
+            "container": _text(info.get("Name")).lstrip("/"),
+            "container_id": container_id,
+            "service": _text(labels.get("com.docker.swarm.service.name")) or None,
+            "pid": pid if type(pid) is int and pid > 0 else None,
+            "endpoints": [
+                {
+                    "network": name,
+                    "network_id": _text(ep.get("NetworkID")),
+                    "ip": _text(ep.get("IPAddress")),
+                    "mac": _text(ep.get("MacAddress")),
+                }
+                for name, ep in _mapping(settings.get("Networks")).items()
+                if isinstance(name, str) and isinstance(ep, dict)
+            ],
+        }
 
     def network_for(self, namespace_name: str) -> dict[str, Any] | None:
         """The network an overlay/lb/ingress namespace belongs to (by id prefix)."""
@@ -234,6 +296,21 @@ class DockerNames:
         return {}
 
 
+def _objects(value: Any, url: str) -> list[dict[str, Any]]:
+    """The dicts of a JSON list; DockerError when the answer is not a list at all."""
+    if not isinstance(value, list):
+        raise DockerError(f"{url}: unexpected answer from the engine (not a list)")
+    return [item for item in value if isinstance(item, dict)]
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 class DockerEnricher:
     """Adds Docker names to discovered namespaces; quiet and cheap when there is no engine."""
 
@@ -243,24 +320,34 @@ class DockerEnricher:
         self._names: DockerNames | None = None
         self._loaded_at = 0.0
         self._failed_at: float | None = None
+        self._warned = False
 
     def names(self) -> DockerNames | None:
         now = time.monotonic()
         if self._names is not None and now - self._loaded_at < _CACHE_SECONDS:
             return self._names
-        if self._failed_at is not None and now - self._failed_at < 60:
-            return None
+        if self._failed_at is not None and now - self._failed_at < BACK_OFF_SECONDS:
+            return self._names
         if not self.client.available():
             return None
         try:
-            self._names = DockerNames.load(self.client)
+            names = DockerNames.load(self.client)
         except DockerError as exc:
-            self._failed_at = now
-            self.warn(f"docker: {exc}; going on without container names")
+            self._fail(now, f"docker: {exc}; going on without container names")
             return None
-        self._loaded_at = now
-        self._failed_at = None
-        return self._names
+        self._names, self._loaded_at = names, now
+        if names.incomplete:
+            self._fail(now, f"docker: {names.incomplete}; some container names are missing")
+        else:
+            self._failed_at, self._warned = None, False
+        return names
+
+    def _fail(self, now: float, message: str) -> None:
+        """Back off for a while; warn once until the engine answers again."""
+        self._failed_at = now
+        if not self._warned:
+            self._warned = True
+            self.warn(message)
 
     def __call__(self, entries: Iterable[Any]) -> None:
         entries = list(entries)

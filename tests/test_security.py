@@ -20,6 +20,7 @@ from netns_shell.commands import build_registry
 from netns_shell.commands.line import quote, split_commands
 from netns_shell.completion import CompletionState, candidates, expected_at
 from netns_shell.debuglog import DebugLog
+from netns_shell.docker import DockerClient, DockerError, DockerNames
 from netns_shell.extensions import PluginLoader
 from netns_shell.files import PrivateDir, UnsafePathError
 from tests.conftest import ip_json, netns_shell, unique
@@ -515,3 +516,257 @@ def test_ctrl_c_stops_the_rest_of_the_line(lab, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert not (tmp_path / "marker").exists(), err
+
+
+class _HostileEngine:
+    """A Docker engine on a unix socket that answers as the test says: slowly, endlessly,
+    or with JSON of the wrong shape. `routes` maps a path prefix to a function(path, conn)."""
+
+    def __init__(self, path: str, routes):
+        import socket
+        import threading
+
+        self.path, self.routes = path, routes
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(path)
+        self.server.listen(64)
+        self.server.settimeout(0.2)
+        self.stop = threading.Event()
+        self.conns: list = []
+        self.requests: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import threading
+
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                continue
+            self.conns.append(conn)
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            path = head.split(b" ")[1].decode()
+            self.requests.append(path)
+            for prefix, answer in self.routes:
+                if path.startswith(prefix):
+                    answer(path, conn, self.stop)
+                    return
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.shutdown(2)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        for conn in self.conns:
+            conn.close()
+        self.server.close()
+
+
+def _json_answer(value):
+    body = value if isinstance(value, bytes) else json.dumps(value).encode()
+
+    def answer(path, conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    return answer
+
+
+def _hang(path, conn, stop):
+    stop.wait(30)
+
+
+def _sandbox_dir(tmpdir_clean, count: int) -> tuple[Path, list[str]]:
+    docker = tmpdir_clean / "docker" / "netns"
+    docker.mkdir(parents=True)
+    keys = [f"{i:012x}" for i in range(0xABC000, 0xABC000 + count)]
+    for key in keys:
+        (docker / key).touch()
+        subprocess.run(["unshare", f"--net={docker / key}", "true"], check=True)
+    return docker, keys
+
+
+def _container(key: str, name: str) -> dict:
+    return {
+        "Id": key * 5 + "abcd",
+        "Name": "/" + name,
+        "NetworkSettings": {"SandboxKey": f"/var/run/docker/netns/{key}", "Networks": {}},
+        "State": {"Pid": 0},
+    }
+
+
+def test_an_engine_that_hangs_per_container_costs_one_deadline(tmpdir_clean):
+    """15 containers whose details never come: `ns` took 2 s per container (30 s). Now one
+    deadline bounds the round, one warning says names are missing, the shell goes on."""
+    docker, keys = _sandbox_dir(tmpdir_clean, 15)
+    summaries = [{"Id": key * 5 + "abcd"} for key in keys]
+    engine = _HostileEngine(
+        str(tmpdir_clean / "engine.sock"),
+        [
+            ("/networks", _json_answer([])),
+            ("/containers/json", _json_answer(summaries)),
+            ("/containers/", _hang),
+        ],
+    )
+    try:
+        started = time.monotonic()
+        run = netns_shell(
+            "--json",
+            "-c",
+            "ns; ns",
+            env={"NETNS_SHELL_PATH": str(docker), "DOCKER_HOST": f"unix://{engine.path}"},
+        )
+        elapsed = time.monotonic() - started
+        details = [p for p in engine.requests if p.startswith("/containers/") and "json" != p]
+    finally:
+        engine.close()
+    assert run.status == 0, run.stderr
+    assert elapsed < 3.0, elapsed
+    warnings = run.stderr.strip().splitlines()
+    assert len(warnings) == 1 and "0 of 15 containers" in warnings[0], warnings
+    assert len(details) <= 2, details  # backed off: the second `ns` did not ask again
+    for document in run.json_documents:
+        assert {k for r in document for k in r["paths"]} >= {str(docker / k) for k in keys}
+
+
+def test_a_slow_engine_gives_the_names_it_managed_within_the_deadline(tmpdir_clean):
+    docker, keys = _sandbox_dir(tmpdir_clean, 6)
+
+    def slow_details(path, conn, stop):
+        key = path.split("/")[2][:12]
+        stop.wait(0.4)
+        _json_answer(_container(key, f"c-{key}"))(path, conn, stop)
+
+    engine = _HostileEngine(
+        str(tmpdir_clean / "engine.sock"),
+        [
+            ("/networks", _json_answer([])),
+            ("/containers/json", _json_answer([{"Id": k * 5 + "abcd"} for k in keys])),
+            ("/containers/", slow_details),
+        ],
+    )
+    try:
+        started = time.monotonic()
+        run = netns_shell(
+            "--json",
+            "--list",
+            env={"NETNS_SHELL_PATH": str(docker), "DOCKER_HOST": f"unix://{engine.path}"},
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        engine.close()
+    assert run.status == 0 and elapsed < 3.0, (run.stderr, elapsed)
+    named = {r["container"] for r in run.json if "container" in r}
+    assert 1 <= len(named) < len(keys), named
+    assert named <= {f"c-{k}" for k in keys}
+    (warning,) = run.stderr.strip().splitlines()
+    assert f"of {len(keys)} containers" in warning and "missing" in warning
+
+
+def test_an_endless_answer_is_cut_at_a_size_cap(tmpdir_clean):
+    """An engine that streams an endless body: read with no cap, 833 MB RSS in 2 s."""
+    docker, _ = _sandbox_dir(tmpdir_clean, 1)
+
+    def endless(path, conn, stop):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[")
+        block = b'"' + b"x" * (1 << 20) + b'",'
+        while not stop.is_set():
+            conn.sendall(block)
+
+    engine = _HostileEngine(str(tmpdir_clean / "engine.sock"), [("/networks", endless)])
+    try:
+        proc = subprocess.run(
+            [
+                "/usr/bin/env",
+                f"NETNS_SHELL_PATH={docker}",
+                f"DOCKER_HOST=unix://{engine.path}",
+                sys.executable,
+                "-c",
+                "import resource, runpy, sys; sys.argv = ['netns-shell', '--list'];"
+                "code = 0\n"
+                "try: runpy.run_module('netns_shell', run_name='__main__')\n"
+                "except SystemExit as e: code = e.code\n"
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+                "sys.exit(code)",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        engine.close()
+    assert proc.returncode == 0, proc.stderr
+    *warnings, max_rss_kb = proc.stderr.strip().splitlines()
+    assert len(warnings) == 1 and "larger than 32 MiB" in warnings[0], warnings
+    assert int(max_rss_kb) < 200 * 1024, max_rss_kb
+
+
+@pytest.mark.parametrize(
+    "networks, containers, details",
+    [
+        ({"message": "x"}, [], {}),
+        ([1, "x", None, {"Id": 5, "Name": ["a"]}], "nope", {}),
+        ([], [{"Id": "../../../etc/passwd"}, {"Id": None}, 7], {}),
+        ([], [{"Id": "ab" * 32}], {"NetworkSettings": "x", "Name": 5, "State": [], "Config": 1}),
+        (
+            [],
+            [{"Id": "ab" * 32}],
+            {
+                "NetworkSettings": {"SandboxKey": 5, "Networks": {"n": "x", "m": {"IPAddress": 1}}},
+                "Config": {"Labels": ["a"]},
+            },
+        ),
+        (b"[" * 100000 + b"]" * 100000, [], {}),
+        (b"\xff\xfe not json", [], {}),
+    ],
+    ids=["object", "mixed-list", "bad-ids", "wrong-types", "wrong-inner-types", "deep", "binary"],
+)
+def test_malformed_engine_answers_are_refused_without_a_traceback(
+    tmpdir_clean, networks, containers, details
+):
+    docker, _ = _sandbox_dir(tmpdir_clean, 1)
+    engine = _HostileEngine(
+        str(tmpdir_clean / "engine.sock"),
+        [
+            ("/networks", _json_answer(networks)),
+            ("/containers/json", _json_answer(containers)),
+            ("/containers/", _json_answer(details)),
+        ],
+    )
+    try:
+        run = netns_shell(
+            "--json",
+            "-c",
+            "ns; overlay; find 10.1.2.3",
+            env={"NETNS_SHELL_PATH": str(docker), "DOCKER_HOST": f"unix://{engine.path}"},
+        )
+        # what the shell's enrichment swallowed before: the loader raised TypeError/KeyError
+        try:
+            names = DockerNames.load(DockerClient(engine.path))
+        except DockerError:
+            names = None
+        if names is not None:
+            for key in (*names.sandboxes, "1-abcdefgh12", "lb_abcdefgh1", "ingress_sbox"):
+                json.dumps(names.labels_for(key))
+            json.dumps([names.endpoints_on(n) for n in names.networks])
+    finally:
+        engine.close()
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) <= 2, run.stderr
+    assert run.json_documents[0], run.stdout
