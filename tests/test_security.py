@@ -770,3 +770,32 @@ def test_malformed_engine_answers_are_refused_without_a_traceback(
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) <= 2, run.stderr
     assert run.json_documents[0], run.stdout
+
+
+def test_routes_of_a_fresh_namespace_are_empty_not_an_error():
+    """A namespace nothing was configured in has no main table yet: the kernel answers ENOENT
+    (`ip route` prints nothing), and one family of `table N` may be missing too."""
+    fresh = unique("nst-f")
+    subprocess.run(["ip", "netns", "add", fresh], check=True)
+    try:
+        assert ip_json("-n", fresh, "route", "show") == []
+        for line in ("routes", "routes -4", "routes -6", "routes table 5", "routes table all"):
+            run = netns_shell(fresh, "--json", "-c", line)
+            assert run.status == 0 and run.json == [] and run.stderr == "", (line, run.stderr)
+        subprocess.run(["ip", "-n", fresh, "link", "set", "lo", "up"], check=True)
+        subprocess.run(
+            ["ip", "-n", fresh, "route", "add", "192.0.2.0/24", "dev", "lo", "table", "5"],
+            check=True,
+        )
+        run = netns_shell(fresh, "--json", "-c", "routes table 5")  # IPv6 table 5 is absent
+        assert run.status == 0, run.stderr
+        assert [r["dst"] for r in run.json] == ["192.0.2.0/24"]
+    finally:
+        subprocess.run(["ip", "netns", "del", fresh], check=False)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "0"])
+def test_durations_that_are_not_a_finite_positive_number_are_refused(lab, value):
+    run = netns_shell(lab.entry_path, "-c", f"capture --duration {value} -c 1")
+    assert run.status == 2 and "positive number of seconds" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr

@@ -220,9 +220,15 @@ def positive_int(text: str) -> int:
 def positive_seconds(text: str) -> float:
     """A Param converter: a number of seconds above zero (durations, timeouts)."""
     value = float(text)
-    if not value > 0:  # also refuses NaN
-        raise UsageError(f"expected a positive number of seconds, got '{text}'")
+    if not 0 < value <= _MAX_SECONDS:  # also refuses NaN and infinity
+        raise UsageError(
+            f"expected a positive number of seconds (at most {_MAX_SECONDS}), got '{text}'"
+        )
     return value
+
+
+#: a year and then some: beyond it timers overflow (and nobody means it)
+_MAX_SECONDS = 100_000_000
 
 
 def parse_arguments(command: Command, words: list[str]) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError, UsageError
+from ..errors import NetlinkError, NotFoundError, UsageError
 from ..records import Shared, SharedRecord
 from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs, robust
 from .links import link_names
@@ -273,9 +274,15 @@ def list_routes(
         show_table = table != RT_TABLE_MAIN
         families = (socket.AF_INET, socket.AF_INET6) if family == socket.AF_UNSPEC else (family,)
         for fam in families:
-            yield from dump_with_retry(
-                lambda fam=fam: _routes(sock, fam, table, oif, names, show_table)
-            )
+            try:
+                yield from dump_with_retry(
+                    lambda fam=fam: _routes(sock, fam, table, oif, names, show_table)
+                )
+            except NetlinkError as exc:
+                # A table nothing was ever added to does not exist yet (a fresh
+                # namespace's main table, one family of `table N`): it is empty.
+                if exc.errno != errno.ENOENT:
+                    raise
     finally:
         if own:
             sock.close()
