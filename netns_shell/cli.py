@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-pager", action="store_true", help="never page long output")
     parser.add_argument(
+        "--cri",
+        metavar="ENDPOINT",
+        help="ask this Kubernetes runtime (CRI) socket for pod names (unix:///PATH or PATH; "
+        "default CONTAINER_RUNTIME_ENDPOINT, else containerd's or CRI-O's socket)",
+    )
+    parser.add_argument(
         "--plugin-dir",
         action="append",
         metavar="DIR",
@@ -163,6 +169,7 @@ def _complete(what: str, parser: argparse.ArgumentParser) -> int:
 
         entries = discover(details=False)
         _LazyDocker(lambda message: None)(entries)
+        _LazyCri(lambda message: None)(entries)
         found = {e.name for e in entries if e.usable}
         found |= {alias for e in entries for alias in e.labels.get("aliases", ())}
         words = sorted(found)
@@ -204,6 +211,22 @@ class _LazyDocker:
 
     def __call__(self, entries) -> None:
         self._get()(entries)
+
+
+class _LazyCri:
+    """The Kubernetes (CRI) enricher, created (and its module imported) at the first discovery."""
+
+    def __init__(self, warn, endpoint: str | None = None):
+        self._warn = warn
+        self._endpoint = endpoint
+        self._enricher = None
+
+    def __call__(self, entries) -> None:
+        if self._enricher is None:
+            from .cri import cri_enricher
+
+            self._enricher = cri_enricher(self._warn, self._endpoint)
+        self._enricher(entries)
 
 
 def _pid(text: str) -> int:
@@ -289,6 +312,7 @@ def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
         console=console,
         read_only=options.read_only,
         docker=_LazyDocker(console.warn),
+        enrichers=[_LazyCri(console.warn, options.cri)],
     )
     try:
         if options.net:

@@ -193,7 +193,8 @@ def build_state(session: Session, ns: NetNamespace) -> CompletionState:
             continue
         namespaces[entry.name] = entry.kind
         for alias in entry.labels.get("aliases", ()):
-            namespaces.setdefault(alias, entry.labels.get("container") or entry.kind)
+            what = entry.labels.get("container") or entry.labels.get("pod") or entry.kind
+            namespaces.setdefault(alias, what)
     interfaces: dict[str, str] = {}
     bridges: list[str] = []
     for link in list_links(ns, addresses=False):

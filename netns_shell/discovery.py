@@ -24,9 +24,11 @@ from .errors import NamespaceError
 from .namespace import NETNS_DIRS, NetNamespace, run_in_each, search_dirs
 
 __all__ = [
+    "NAME_LABELS",
     "NETNS_DIRS",
     "NamespaceEntry",
     "discover",
+    "friendly_names",
     "kind_of",
 ]
 
@@ -41,6 +43,20 @@ KIND_NAMED = "named"
 KIND_MOUNT = "bind mount"
 KIND_PROCESS = "process"
 KIND_BROKEN = "broken"
+
+#: labels that name what lives in a namespace (Docker container or network, Kubernetes pod);
+#: records that mention a namespace carry them too (`find`, `links -d`, `topology`)
+NAME_LABELS = ("container", "network", "pod", "pod_uid")
+
+
+def friendly_names(labels: dict[str, Any]) -> list[str]:
+    """How to name a namespace's content to a person: container, network, `namespace/pod`;
+    a pod's UID only when the runtime did not say its name."""
+    names = [labels[k] for k in ("container", "network", "pod") if labels.get(k)]
+    if not names and labels.get("pod_uid"):
+        names.append(f"pod uid {labels['pod_uid']}")
+    return names
+
 
 _OVERLAY_RE = re.compile(r"^\d+-[0-9a-z]{10}$")
 _SANDBOX_RE = re.compile(r"^[0-9a-f]{12}$")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .discovery import NamespaceEntry
+from .discovery import NAME_LABELS, NamespaceEntry
 from .errors import NamespaceError
 from .namespace import NetNamespace
 from .netlink.core import NetlinkSocket
@@ -100,7 +100,7 @@ def _describe(
     if entry is not None:
         out["peer_netns"] = entry.name
         out["peer_netns_inode"] = entry.inode
-        for key in ("container", "network"):
+        for key in NAME_LABELS:
             if entry.labels.get(key):
                 out[f"peer_{key}"] = entry.labels[key]
     elif ns is not None:

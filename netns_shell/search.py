@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .discovery import NamespaceEntry
+from .discovery import NAME_LABELS, NamespaceEntry
 from .errors import NamespaceError, UsageError
 from .namespace import NetNamespace, run_in_each
 from .netlink.core import NetlinkSocket
@@ -148,7 +148,7 @@ def find(entries: list[NamespaceEntry], needle: Needle) -> Iterator[dict[str, An
             continue
         for hit in hits:
             record = {"netns": entry.name, "netns_kind": entry.kind, **hit}
-            for key in ("container", "network"):
+            for key in NAME_LABELS:
                 if entry.labels.get(key):
                     record[key] = entry.labels[key]
             yield record

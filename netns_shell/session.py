@@ -106,12 +106,13 @@ class Session:
         return None
 
     def resolve(self, target: str) -> NetNamespace:
-        """Open a namespace named by path, `pid:N`, name, unique prefix or inode.
+        """Open a namespace named by path, `pid:N`, name, unique prefix or inode, or by
+        what lives in it: a container, a network, a pod (`pod` or `namespace/pod`).
 
         A name that is a file in a netns directory is opened directly; only
         prefixes, inodes and container or network names need a discovery.
         """
-        if "/" in target:
+        if target.startswith(("/", ".")) or ("/" in target and os.path.lexists(target)):
             return NetNamespace.open_path(target)
         direct = _named_file(target)
         if direct is not None:
@@ -173,7 +174,9 @@ class Session:
             if entry is None:
                 text = ns.label
             else:
-                friendly = entry.labels.get("container") or entry.labels.get("network")
+                from .discovery import friendly_names
+
+                friendly = ", ".join(friendly_names(entry.labels))
                 text = f"{entry.name} ({friendly})" if friendly else entry.name
             self._labels[ns.key] = text
         return self._labels[ns.key]
@@ -333,7 +336,7 @@ def _name_the_command(exc: NetnsShellError, name: str) -> None:
 
 def _named_file(name: str) -> str | None:
     """The path of a namespace file called `name` in the netns directories, if one is."""
-    if not name or name in (".", ".."):
+    if not name or name in (".", "..") or "/" in name:
         return None
     for directory in search_dirs():
         path = os.path.join(directory, name)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .discovery import NamespaceEntry
+from .discovery import NAME_LABELS, NamespaceEntry, friendly_names
 from .errors import NamespaceError
 from .namespace import NetNamespace, run_in_each
 from .netlink.core import NetlinkSocket
@@ -145,7 +145,7 @@ def _pair(
 
 def _label(topo: Topology, ns_name: str) -> str:
     entry = topo.entries.get(ns_name)
-    names = [entry.labels[k] for k in ("container", "network") if entry and entry.labels.get(k)]
+    names = friendly_names(entry.labels) if entry else []
     return f"{ns_name} ({', '.join(names)})" if names else ns_name
 
 
@@ -216,14 +216,14 @@ def edge_records(topo: Topology) -> Iterator[dict[str, Any]]:
                 "master": port.master,
             }
             if entry is not None:
-                record.update(
-                    {k: entry.labels[k] for k in ("container", "network") if entry.labels.get(k)}
-                )
+                record.update({k: entry.labels[k] for k in NAME_LABELS if entry.labels.get(k)})
             if port.peer:
                 record["peer_netns"], record["peer_ifname"] = port.peer
                 peer = topo.entries.get(port.peer[0])
-                if peer is not None and peer.labels.get("container"):
-                    record["peer_container"] = peer.labels["container"]
+                if peer is not None:
+                    for key in NAME_LABELS:
+                        if peer.labels.get(key):
+                            record[f"peer_{key}"] = peer.labels[key]
             if port.kind == "vxlan":
                 record["vni"] = port.vni
                 record["vteps"] = port.vteps

@@ -65,7 +65,7 @@ def _link_details(r: Record) -> str:
             parts.append("nolearning")
     elif kind == "veth" and ("peer_ifname" in r or "peer_netns" in r):
         where = r.get("peer_netns", "?")
-        who = r.get("peer_container") or r.get("peer_network")
+        who = r.get("peer_container") or r.get("peer_network") or r.get("peer_pod")
         parts.append(f"peer {r.get('peer_ifname', '?')} in {where}" + (f" ({who})" if who else ""))
     elif kind == "bridge":
         parts.append(f"id {data.get('bridge_id', '?')} stp {data.get('stp_state', '?')}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..discovery import friendly_names
 from ..render import Column, Result
 from .registry import Param, Registry
 
@@ -27,7 +28,7 @@ def _holders(r: Record) -> str:
 
 
 def _names(r: Record) -> str:
-    parts = [r[k] for k in ("container", "network", "pod") if r.get(k)]
+    parts = friendly_names(r)
     if r.get("error"):
         parts.append(r["error"])
     return " ".join(parts)

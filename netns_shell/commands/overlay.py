@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..discovery import NAME_LABELS, friendly_names
 from ..render import Column, Result
 from .registry import Param, Registry
 
@@ -16,7 +17,7 @@ Record = dict[str, Any]
 
 
 def _names(r: Record) -> str:
-    return " ".join(str(r[k]) for k in ("container", "network") if r.get(k))
+    return " ".join(str(name) for name in friendly_names(r))
 
 
 def _row_summary(r: Record) -> str:
@@ -44,7 +45,7 @@ def _row_summary(r: Record) -> str:
 
 FIND_COLUMNS = (
     Column.of("NETNS", "netns"),
-    Column("NAMES", _names, reads=("container", "network")),
+    Column("NAMES", _names, reads=NAME_LABELS),
     Column.of("TABLE", "table"),
     Column.of("DEV", "dev"),
     Column("ENTRY", _row_summary),
