@@ -106,7 +106,7 @@ class PodSandbox:
         return None
 
     def labels_for_entry(self) -> dict[str, Any]:
-        aliases = [self.pod, self.name, self.id, self.id[:13]]
+        aliases = [self.pod, self.name, self.uid, self.id, self.id[:13]]
         return {
             "pod": self.pod,
             "pod_name": self.name,
