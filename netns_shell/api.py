@@ -46,12 +46,13 @@ Target = NetNamespace | str | int
 _FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 
 
-def open_namespace(target: str | int, *, docker: bool = True) -> NetNamespace:
+def open_namespace(target: str | int, *, docker: bool = True, cri: bool = True) -> NetNamespace:
     """A handle on a network namespace; close it (or use `with`) when done.
 
     `target`: a PID (int or 'pid:N'), a path, or a name as `ns` lists it, a
     unique prefix of one, an inode, or (with a Docker engine) a container
-    name or ID or an overlay's network name.  Never creates a namespace.
+    name or ID or an overlay's network name, or (with a CRI runtime) a pod
+    as `pod` or `namespace/pod`.  Never creates a namespace.
     """
     if isinstance(target, int):
         return NetNamespace.open_pid(target)
@@ -64,6 +65,7 @@ def open_namespace(target: str | int, *, docker: bool = True) -> NetNamespace:
         from .docker import docker_enricher
 
         enrichers.append(docker_enricher(lambda message: None))
+    enrichers += _cri_enrichers(cri)
     session = Session(registry=build_registry(), console=Console(), enrichers=enrichers)
     try:
         return session.resolve(str(target))
@@ -121,8 +123,18 @@ def fdb(target: Target, *, bridge: str | None = None, dev: str | None = None) ->
         return list(list_fdb(ns, bridge=bridge, dev=dev))
 
 
-def namespaces(*, details: bool = True, docker: bool = True) -> list[dict]:
-    """Every network namespace on the host, as `ns --json` prints them."""
+def _cri_enrichers(cri: bool) -> list:
+    """Pod names from the node's CRI runtime (CONTAINER_RUNTIME_ENDPOINT or the default sockets)."""
+    if not cri:
+        return []
+    from .cri import cri_enricher
+
+    return [cri_enricher(lambda message: None)]
+
+
+def namespaces(*, details: bool = True, docker: bool = True, cri: bool = True) -> list[dict]:
+    """Every network namespace on the host, as `ns --json` prints them (`pod` keys from the
+    CRI runtime when `cri`)."""
     from .discovery import discover
 
     entries = discover(details=details)
@@ -130,10 +142,12 @@ def namespaces(*, details: bool = True, docker: bool = True) -> list[dict]:
         from .docker import docker_enricher
 
         docker_enricher(lambda message: None)(entries)
+    for enrich in _cri_enrichers(cri):
+        enrich(entries)
     return [entry.record() for entry in entries]
 
 
-def find(needle: str, *, docker: bool = True) -> list[dict]:
+def find(needle: str, *, docker: bool = True, cri: bool = True) -> list[dict]:
     """Where an IP, MAC or interface name appears, across every namespace."""
     from .discovery import discover
     from .search import find as search
@@ -144,6 +158,8 @@ def find(needle: str, *, docker: bool = True) -> list[dict]:
         from .docker import docker_enricher
 
         docker_enricher(lambda message: None)(entries)
+    for enrich in _cri_enrichers(cri):
+        enrich(entries)
     return list(search(entries, parse_needle(needle)))
 
 

@@ -277,9 +277,20 @@ def private_containerd() -> Iterator[Containerd]:
         _tear_down(env)
 
 
+def _all_pods(env: Containerd) -> list[Pod]:
+    """Every sandbox the private runtime has (all of them ours), also half-made ones."""
+    pods = list(env.pods)
+    with contextlib.suppress(Exception):
+        for item in env.call("ListPodSandbox", timeout=10).get(1, ()):
+            sandbox_id = pw.text(pw.decode(item), 1)
+            if all(p.id != sandbox_id for p in pods):
+                pods.append(Pod("", "", "", sandbox_id))
+    return pods
+
+
 def _tear_down(env: Containerd) -> None:
     netns_files = []
-    for pod in list(env.pods):
+    for pod in _all_pods(env) if env.process is not None else []:
         with contextlib.suppress(Exception):
             netns_files.append(env.netns_path(pod))
         env.remove_pod(pod)

@@ -104,6 +104,19 @@ def test_runtime_endpoint_from_the_environment(cluster: Cluster) -> None:
     assert record["pod"] == f"{cluster.db.namespace}/{cluster.db.name}"
 
 
+def test_python_api_names_pods(cluster: Cluster, monkeypatch) -> None:
+    from netns_shell import api
+
+    monkeypatch.setenv("CONTAINER_RUNTIME_ENDPOINT", cluster.runtime.endpoint)
+    records = api.namespaces(details=False)
+    record = _record_of(records, cluster.runtime.netns_path(cluster.twin))
+    assert record["pod"] == f"{cluster.twin.namespace}/{cluster.twin.name}"
+    ip = cluster.runtime.pod_ip(cluster.twin)
+    assert [h["pod"] for h in api.find(ip) if h["table"] == "address"] == [record["pod"]]
+    with api.open_namespace(f"{cluster.twin.namespace}/{cluster.twin.name}") as ns:
+        assert ns.inode == record["inode"]
+
+
 # ------------------------------------------------------------- use / TARGET
 
 

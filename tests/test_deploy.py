@@ -97,6 +97,16 @@ def test_both_namespace_directories_come_from_the_host_with_host_to_container_pr
         assert volumes[mount["name"]]["hostPath"]["path"] == directory
 
 
+def test_the_cri_socket_comes_from_the_host_where_netns_shell_looks_for_it():
+    from netns_shell.cri import DEFAULT_ENDPOINTS
+
+    daemonset = _daemonset()
+    volumes = {v["name"]: v for v in daemonset["spec"]["template"]["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in _container(daemonset)["volumeMounts"]}
+    mount = mounts[DEFAULT_ENDPOINTS[0]]
+    assert volumes[mount["name"]]["hostPath"] == {"path": DEFAULT_ENDPOINTS[0], "type": "Socket"}
+
+
 def test_kubernetes_readme_gives_the_kubectl_debug_recipe_with_paths_that_resolve():
     text = (ROOT / "deploy/kubernetes/README.md").read_text(encoding="utf-8")
     assert "kubectl debug node/" in text and "--profile=sysadmin" in text
