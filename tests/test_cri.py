@@ -117,6 +117,29 @@ def test_python_api_names_pods(cluster: Cluster, monkeypatch) -> None:
         assert ns.inode == record["inode"]
 
 
+def test_completion_offers_pod_names(cluster: Cluster) -> None:
+    run = netns_shell(
+        "--complete", "targets", env={"CONTAINER_RUNTIME_ENDPOINT": cluster.runtime.endpoint}
+    )
+    words = run.stdout.split("\0")
+    pod = cluster.db
+    assert f"{pod.namespace}/{pod.name}" in words and pod.name in words
+
+
+def test_a_pod_name_with_escapes_reaches_the_terminal_escaped(cluster: Cluster) -> None:
+    """The runtime passes on whatever metadata it was given: a hostile name is data."""
+    name = f"evil\x1b[2J\x07{unique('')}"  # no ";": CNI_ARGS would refuse it
+    pod = cluster.runtime.run_pod(name, "bad\x1b[31m")
+    try:
+        table = cluster.cli("-c", "ns")
+        assert "\x1b" not in table.stdout and "\x07" not in table.stdout
+        assert "bad\\x1b[31m/evil\\x1b[2J" in table.stdout
+        records = cluster.cli("--json", "-c", "ns").json
+        assert _record_of(records, cluster.runtime.netns_path(pod))["pod_name"] == name
+    finally:
+        cluster.runtime.remove_pod(pod)
+
+
 # ------------------------------------------------------------- use / TARGET
 
 
