@@ -44,6 +44,7 @@ __all__ = [
 
 DEFAULT_ENDPOINTS = ("/run/containerd/containerd.sock", "/var/run/crio/crio.sock")
 _SERVICES = ("runtime.v1.RuntimeService", "runtime.v1alpha2.RuntimeService")
+NO_SOCKET = "no CRI socket found (give --cri ENDPOINT)"
 _CACHE_SECONDS = 5.0
 _RETRY_SECONDS = 60.0
 _POD_UID = re.compile(
@@ -268,7 +269,7 @@ class CriEnricher:
         except CriError as exc:
             return self._failed(str(exc), now, warn)
         if not paths:
-            return self._failed("no CRI socket (give --cri ENDPOINT)", now, warn)
+            return self._failed(NO_SOCKET, now, warn=False)
         errors = []
         for path in paths:
             client = CriClient(path, timeout=self.timeout)
@@ -300,7 +301,10 @@ class CriEnricher:
         candidates = [e for e in entries if e.kind in _POD_KINDS and e.usable]
         if not candidates:
             return
-        # silent on a host whose only netns files are ordinary named ones
+        # A warning when a runtime was asked and failed: the one given, or a default socket
+        # that exists on a host with cni-* namespaces.  No socket at all is not a failure:
+        # `ns` says that names are not available (pod_names_unavailable), other commands
+        # stay quiet.
         loud = bool(self.explicit) or any(e.kind == "cni pod" for e in candidates)
         pods = self.pods(warn=loud)
         if pods is not None:

@@ -248,6 +248,27 @@ def test_without_a_runtime_pods_are_named_by_uid_from_cgroups(cluster: Cluster, 
     assert f"pod uid {cluster.db.uid}" in run.stdout
 
 
+def test_without_any_runtime_socket_ns_says_names_are_not_available(cluster: Cluster) -> None:
+    """No socket at all is no failure to warn about on every command: `ns` says it."""
+    from netns_shell.cri import DEFAULT_ENDPOINTS
+
+    present = [path for path in DEFAULT_ENDPOINTS if os.path.exists(path)]
+    if present:
+        pytest.skip(f"this host has a runtime socket ({present[0]})")
+    env = {"CONTAINER_RUNTIME_ENDPOINT": ""}
+    run = netns_shell("--no-pager", "-c", "ns", env=env)
+    assert run.status == 0 and "cri" not in run.stderr, run.stderr
+    assert run.stdout.rstrip().splitlines()[-1] == (
+        "pods shown by UID only, their names are not available: "
+        "no CRI socket found (give --cri ENDPOINT)"
+    )
+    name = os.path.basename(cluster.runtime.netns_path(cluster.web))
+    line = next(line for line in run.stdout.splitlines() if name in line)
+    assert f"pod uid {cluster.web.uid}" in line
+    peers = netns_shell("--json", "-c", "links -d", env=env)
+    assert peers.status == 0 and peers.stderr == "", peers.stderr
+
+
 def test_a_hanging_runtime_does_not_hang_the_shell(cluster: Cluster, tmp_path) -> None:
     """A socket that accepts and never answers: the lookup gives up, the shell goes on."""
     path = str(tmp_path / "hang.sock")

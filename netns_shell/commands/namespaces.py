@@ -59,7 +59,12 @@ def ns_records(session: Session, entries: list[NamespaceEntry]) -> list[Record]:
 
 def ns(session: Session, args: dict[str, Any]) -> Result:
     entries = session.namespaces(details=True)
-    return Result.table(ns_records(session, entries), NS_COLUMNS)
+    result = Result.table(ns_records(session, entries), NS_COLUMNS)
+    unnamed = (e.labels.get("pod_names_unavailable") for e in entries)
+    why = next((reason for reason in unnamed if reason), None)
+    if why:  # in JSON, each such record carries pod_names_unavailable itself
+        result.message = f"pods shown by UID only, their names are not available: {why}"
+    return result
 
 
 def use(session: Session, args: dict[str, Any]) -> Result:
