@@ -137,6 +137,12 @@ class CriClient:
             import grpc
         except ImportError:
             raise CriError("the grpcio package is not installed (pip install grpcio)") from None
+        try:
+            return self._pod_sandboxes(grpc)
+        except pw.WireError as exc:
+            raise CriError(f"{self.path}: a malformed answer: {exc}") from None
+
+    def _pod_sandboxes(self, grpc: Any) -> list[PodSandbox]:
         deadline = time.monotonic() + self.budget
         with grpc.insecure_channel(f"unix:{os.path.abspath(self.path)}") as channel:
             listed = self._call(grpc, channel, "ListPodSandbox", b"", deadline)
