@@ -202,7 +202,19 @@ def build_state(session: Session, ns: NetNamespace) -> CompletionState:
         interfaces[link["ifname"]] = kind
         if kind == "bridge":
             bridges.append(link["ifname"])
-    return CompletionState(namespaces=namespaces, interfaces=interfaces, bridges=tuple(bridges))
+    tables = list(CompletionState.tables)
+    try:  # every table a policy rule names (`routes table X` accepts each)
+        from .netlink.rules import list_rules
+
+        tables += [r["table"] for r in list_rules(ns) if "table" in r and r["table"] not in tables]
+    except Exception:  # completion is best effort
+        pass
+    return CompletionState(
+        namespaces=namespaces,
+        interfaces=interfaces,
+        bridges=tuple(bridges),
+        tables=tuple(dict.fromkeys(tables)),
+    )
 
 
 class StateRefresher:

@@ -94,6 +94,38 @@ LINK_COLUMNS = (
 LINK_DETAIL_COLUMNS = (*LINK_COLUMNS, Column("DETAILS", _link_details))
 
 
+def _counter(side: str, key: str) -> Any:
+    return lambda r: r.get("stats64", {}).get(side, {}).get(key)
+
+
+LINK_STATS_COLUMNS = (
+    Column.of("IDX", "ifindex", safe=True),
+    Column("IFNAME", _ifname),
+    Column.of("STATE", "operstate"),
+    *(
+        Column(f"{side.upper()}-{label}", _counter(side, key), safe=True, reads=("stats64",))
+        for side in ("rx", "tx")
+        for label, key in (
+            ("BYTES", "bytes"),
+            ("PACKETS", "packets"),
+            ("ERRORS", "errors"),
+            ("DROPPED", "dropped"),
+        )
+    ),
+    Column(
+        "OTHER",
+        lambda r: ", ".join(
+            f"{side} {key} {value}"
+            for side in ("rx", "tx")
+            for key, value in r.get("stats64", {}).get(side, {}).items()
+            if value and key not in ("bytes", "packets", "errors", "dropped")
+        ),
+        safe=True,
+        reads=("stats64",),
+    ),
+)
+
+
 def _route_dst(r: Record) -> str:
     return f"{r['type']} {r['dst']}" if "type" in r else r["dst"]
 
@@ -190,6 +222,8 @@ def _table(value: str) -> int:
 
 # Each handler imports what it needs when it runs: `-c links` starts fast.
 def links(session: Session, args: dict[str, Any]) -> Result:
+    if args.get("stats"):
+        return stats(session, args)
     records = list_links(session.namespace, name=args["iface"])
     if args["detail"]:
         from ..peers import annotate_peers
@@ -197,6 +231,11 @@ def links(session: Session, args: dict[str, Any]) -> Result:
         records = annotate_peers(session.namespace, records, session.namespaces())
         return Result.table(records, LINK_DETAIL_COLUMNS)
     return Result.table(records, LINK_COLUMNS)
+
+
+def stats(session: Session, args: dict[str, Any]) -> Result:
+    records = list_links(session.namespace, name=args["iface"], addresses=False, stats=True)
+    return Result.table(records, LINK_STATS_COLUMNS)
 
 
 def routes(session: Session, args: dict[str, Any]) -> Result:
@@ -265,11 +304,21 @@ def register(registry: Registry) -> None:
         "links",
         "links with state, MTU, master, MAC and addresses (-d: kind details, veth peers)",
         Param("detail", ("-d", "--details"), help="vxlan VNI/local/remote/port, bridge, veth peer"),
+        Param("stats", ("-s", "--stats"), help="counters: bytes, packets, errors, drops"),
         Param("iface", metavar="IFACE", complete="interface", help="only this interface"),
         details="Like `ip -d addr show`. With -d, a veth row names the namespace and interface "
-        "at its other end.",
-        examples=("links", "links -d", "links -d eth0", "links --json"),
+        "at its other end. With -s, the counters of `ip -s -s link` (IFLA_STATS64, JSON key "
+        "`stats64`); the same as the `stats` command.",
+        examples=("links", "links -d", "links -d eth0", "links -s eth0", "links --json"),
     )(links)
+    registry.command(
+        "stats",
+        "per-interface counters: bytes, packets, errors and drops (like ip -s link)",
+        Param("iface", metavar="IFACE", complete="interface", help="only this interface"),
+        details="The kernel's IFLA_STATS64 counters; OTHER lists the non-zero detailed "
+        "counters (over_errors, missed_errors, carrier_errors, ...). JSON as `ip -s -s -j link`.",
+        examples=("stats", "stats eth0", "links -s --json"),
+    )(stats)
     registry.command(
         "routes",
         "routes (default: IPv4 and IPv6, main table)",

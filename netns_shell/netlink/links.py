@@ -47,6 +47,7 @@ IFLA_IFALIAS, IFLA_GROUP, IFLA_EXT_MASK, IFLA_PROMISCUITY = 20, 27, 29, 30
 IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES, IFLA_CARRIER = 31, 32, 33
 IFLA_LINK_NETNSID, IFLA_MIN_MTU, IFLA_MAX_MTU, IFLA_PROP_LIST, IFLA_ALT_IFNAME = 37, 50, 51, 52, 53
 IFLA_PERM_ADDRESS, IFLA_ALLMULTI = 54, 61
+IFLA_STATS64, IFLA_CARRIER_CHANGES = 23, 35
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND = 1, 2, 4
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 
@@ -454,16 +455,19 @@ def _decode_linkinfo(buf: bytes, start: int, end: int, names: dict[int, str]) ->
     return info
 
 
-def link_request(ifindex: int = 0, master: int = 0) -> bytes:
+def link_request(ifindex: int = 0, master: int = 0, *, stats: bool = False) -> bytes:
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-    body += struct.pack("=HHI", 8, IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+    body += struct.pack("=HHI", 8, IFLA_EXT_MASK, 0 if stats else RTEXT_FILTER_SKIP_STATS)
     if master:
         body += struct.pack("=HHI", 8, IFLA_MASTER, master)
     return body
 
 
-def _dump_links(sock: NetlinkSocket, master: int = 0) -> Iterator[tuple[bytes, int, int]]:
-    for kind, buf, start, end in sock.dump(RTM_GETLINK, link_request(master=master), what="link"):
+def _dump_links(
+    sock: NetlinkSocket, master: int = 0, *, stats: bool = False
+) -> Iterator[tuple[bytes, int, int]]:
+    body = link_request(master=master, stats=stats)
+    for kind, buf, start, end in sock.dump(RTM_GETLINK, body, what="link"):
         if kind == RTM_NEWLINK:
             yield buf, start, end
 
@@ -581,6 +585,9 @@ def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord
             rec[key] = _u32(buf, a[attr])
     if IFLA_IFALIAS in a:
         rec["ifalias"] = kstr(buf, *a[IFLA_IFALIAS])
+    if IFLA_STATS64 in a:
+        carrier = a.get(IFLA_CARRIER_CHANGES)
+        rec["stats64"] = parse_stats64(buf, a[IFLA_STATS64], _u32(buf, carrier) if carrier else None)
     if IFLA_PROP_LIST in a:
         alt = [
             kstr(buf, s, e)
@@ -590,6 +597,61 @@ def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord
         if alt:
             rec["altnames"] = alt
     return rec
+
+
+# struct rtnl_link_stats64, in the kernel's order
+_STATS64_FIELDS = (
+    "rx_packets tx_packets rx_bytes tx_bytes rx_errors tx_errors rx_dropped tx_dropped "
+    "multicast collisions rx_length_errors rx_over_errors rx_crc_errors rx_frame_errors "
+    "rx_fifo_errors rx_missed_errors tx_aborted_errors tx_carrier_errors tx_fifo_errors "
+    "tx_heartbeat_errors tx_window_errors rx_compressed tx_compressed rx_nohandler "
+    "rx_otherhost_dropped"
+).split()
+# iproute2's print_stats64 keys (`ip -s -s -j link`), in its order: (key, field, only if non-zero)
+_RX_KEYS = (
+    ("bytes", "rx_bytes", False),
+    ("packets", "rx_packets", False),
+    ("errors", "rx_errors", False),
+    ("dropped", "rx_dropped", False),
+    ("over_errors", "rx_over_errors", False),
+    ("multicast", "multicast", False),
+    ("compressed", "rx_compressed", True),
+    ("length_errors", "rx_length_errors", False),
+    ("crc_errors", "rx_crc_errors", False),
+    ("frame_errors", "rx_frame_errors", False),
+    ("fifo_errors", "rx_fifo_errors", False),
+    ("missed_errors", "rx_missed_errors", False),
+    ("nohandler", "rx_nohandler", True),
+    ("otherhost", "rx_otherhost_dropped", True),
+)
+_TX_KEYS = (
+    ("bytes", "tx_bytes", False),
+    ("packets", "tx_packets", False),
+    ("errors", "tx_errors", False),
+    ("dropped", "tx_dropped", False),
+    ("carrier_errors", "tx_carrier_errors", False),
+    ("collisions", "collisions", False),
+    ("compressed", "tx_compressed", True),
+    ("aborted_errors", "tx_aborted_errors", False),
+    ("fifo_errors", "tx_fifo_errors", False),
+    ("window_errors", "tx_window_errors", False),
+    ("heartbeat_errors", "tx_heartbeat_errors", False),
+)
+
+
+def parse_stats64(buf: bytes, span: tuple[int, int], carrier_changes: int | None) -> dict:
+    """IFLA_STATS64 as iproute2's `stats64` object ({"rx": {...}, "tx": {...}})."""
+    count = min(len(_STATS64_FIELDS), (span[1] - span[0]) // 8)
+    values = dict(zip(_STATS64_FIELDS, struct.unpack_from(f"={count}Q", buf, span[0])))
+    stats: dict[str, dict[str, int]] = {"rx": {}, "tx": {}}
+    for side, keys in (("rx", _RX_KEYS), ("tx", _TX_KEYS)):
+        for key, name, only_set in keys:
+            value = values.get(name)
+            if value is not None and (value or not only_set):
+                stats[side][key] = value
+    if carrier_changes is not None:
+        stats["tx"]["carrier_changes"] = carrier_changes
+    return stats
 
 
 @robust("address")
@@ -655,12 +717,14 @@ def list_links(
     name: str | None = None,
     master: str | None = None,
     addresses: bool = True,
+    stats: bool = False,
     sock: NetlinkSocket | None = None,
 ) -> Iterator[LinkRecord]:
     """Stream the links of a namespace as `ip -j -d addr show` records.
 
     `name` keeps one interface, `master` the ports of one bridge (filtered by
-    the kernel).  Raises NotFoundError for an unknown name or master.
+    the kernel); `stats` adds the counters (`stats64`, like `ip -s -s -j link`).
+    Raises NotFoundError for an unknown name or master.
     """
     from ..errors import NotFoundError
 
@@ -678,7 +742,9 @@ def list_links(
             if not master_index:
                 raise NotFoundError(f"no interface named {master!r} in this namespace")
         addrs = list_addresses(sock) if addresses else {}
-        for buf, start, end in dump_with_retry(lambda: _dump_links(sock, master_index)):
+        for buf, start, end in dump_with_retry(
+            lambda: _dump_links(sock, master_index, stats=stats)
+        ):
             index = _IFINFOMSG.unpack_from(buf, start)[2]
             if name is not None and names.get(index) != name:
                 continue

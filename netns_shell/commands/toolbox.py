@@ -1,0 +1,83 @@
+"""The netshoot toolbox inside the namespace: rule, offloads, conntrack, firewall, dns.
+
+Each handler imports its reader when it runs, so `-c links` never pays for them.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from ..render import Column, Result
+from .registry import Param, Registry
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+__all__ = ["register"]
+
+Record = dict[str, Any]
+
+
+# ------------------------------------------------------------------- rule
+def _rule_selector(r: Record) -> str:
+    parts = ["not"] if "not" in r else []
+    for key in ("src", "dst"):
+        if key in r and not (key == "src" and r[key] == "all" and "dst" in r):
+            length = f"/{r[key + 'len']}" if f"{key}len" in r else ""
+            parts.append(f"{'from' if key == 'src' else 'to'} {r[key]}{length}")
+    for key, word in (("tos", "tos"), ("iif", "iif"), ("oif", "oif"), ("ipproto", "ipproto")):
+        if key in r:
+            parts.append(f"{word} {r[key]}")
+    if "fwmark" in r:
+        parts.append(f"fwmark {r['fwmark']}" + (f"/{r['fwmask']}" if "fwmask" in r else ""))
+    for key in ("sport", "dport"):
+        if key in r:
+            parts.append(f"{key} {r[key]}")
+        elif f"{key}_start" in r:
+            parts.append(f"{key} {r[key + '_start']}-{r[key + '_end']}")
+    if "uid_start" in r:
+        parts.append(f"uidrange {r['uid_start']}-{r['uid_end']}")
+    if "l3mdev" in r:
+        parts.append("l3mdev")
+    return " ".join(parts)
+
+
+def _rule_action(r: Record) -> str:
+    if "goto" in r:
+        return f"goto {r['goto']}"
+    if "action" in r:
+        return r["action"]
+    text = f"lookup {r['table']}" if "table" in r else ""
+    if "suppress_prefixlen" in r:
+        text += f" suppress_prefixlength {r['suppress_prefixlen']}"
+    return text
+
+
+RULE_COLUMNS = (
+    Column.of("PRIO", "priority", safe=True),
+    Column.of("FAMILY", "family", safe=True),
+    Column("SELECTOR", _rule_selector),
+    Column("ACTION", _rule_action),
+    Column.of("PROTO", "protocol"),
+)
+
+
+def rule(session: Session, args: dict[str, Any]) -> Result:
+    from ..netlink.rules import list_rules
+
+    records = list_rules(session.namespace, family=args["family"] or socket.AF_UNSPEC)
+    return Result.table(records, RULE_COLUMNS)
+
+
+def register(registry: Registry) -> None:
+    registry.command(
+        "rule",
+        "policy routing rules, with their tables named (like ip rule)",
+        Param("family", ("-4",), const=socket.AF_INET, help="IPv4 only"),
+        Param("family", ("-6",), const=socket.AF_INET6, help="IPv6 only"),
+        aliases=("rules",),
+        details="Like `ip rule show` for IPv4 then IPv6 (JSON keys of `ip -j rule`, plus "
+        "`family` and `table_id`). `routes table X` shows the routes of any table a rule names.",
+        examples=("rule", "rule -4", "routes table 100"),
+    )(rule)
