@@ -587,7 +587,8 @@ def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord
         rec["ifalias"] = kstr(buf, *a[IFLA_IFALIAS])
     if IFLA_STATS64 in a:
         carrier = a.get(IFLA_CARRIER_CHANGES)
-        rec["stats64"] = parse_stats64(buf, a[IFLA_STATS64], _u32(buf, carrier) if carrier else None)
+        changes = _u32(buf, carrier) if carrier else None
+        rec["stats64"] = parse_stats64(buf, a[IFLA_STATS64], changes)
     if IFLA_PROP_LIST in a:
         alt = [
             kstr(buf, s, e)
@@ -642,7 +643,8 @@ _TX_KEYS = (
 def parse_stats64(buf: bytes, span: tuple[int, int], carrier_changes: int | None) -> dict:
     """IFLA_STATS64 as iproute2's `stats64` object ({"rx": {...}, "tx": {...}})."""
     count = min(len(_STATS64_FIELDS), (span[1] - span[0]) // 8)
-    values = dict(zip(_STATS64_FIELDS, struct.unpack_from(f"={count}Q", buf, span[0])))
+    counters = struct.unpack_from(f"={count}Q", buf, span[0])
+    values = dict(zip(_STATS64_FIELDS[:count], counters, strict=True))
     stats: dict[str, dict[str, int]] = {"rx": {}, "tx": {}}
     for side, keys in (("rx", _RX_KEYS), ("tx", _TX_KEYS)):
         for key, name, only_set in keys:

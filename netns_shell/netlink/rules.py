@@ -52,8 +52,8 @@ def _port_range(rec: RuleRecord, key: str, buf: bytes, span: tuple[int, int]) ->
 @robust("rule")
 def parse_rule(buf: bytes, start: int, end: int) -> RuleRecord:
     """One RTM_NEWRULE as `ip -j rule show` prints it (same keys, order and conditions)."""
-    family, dst_len, src_len, tos, hdr_table, _r1, _r2, action, flags = (
-        _FIB_RULE_HDR.unpack_from(buf, start)
+    family, dst_len, src_len, tos, hdr_table, _r1, _r2, action, flags = _FIB_RULE_HDR.unpack_from(
+        buf, start
     )
     a = parse_attrs(buf, start + _FIB_RULE_HDR.size, end)
     host_len = 32 if family == socket.AF_INET else 128
