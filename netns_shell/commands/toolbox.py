@@ -70,6 +70,43 @@ def rule(session: Session, args: dict[str, Any]) -> Result:
     return Result.table(records, RULE_COLUMNS)
 
 
+# --------------------------------------------------------------- offloads
+def _offload_state(r: Record) -> str:
+    text = "on" if r["active"] else "off"
+    if r["fixed"]:
+        return text + " [fixed]"
+    if r["requested"] != r["active"]:
+        return text + f" [requested {'on' if r['requested'] else 'off'}]"
+    return text
+
+
+OFFLOAD_COLUMNS = (
+    Column.of("FEATURE", "ethtool", safe=True),
+    Column("STATE", _offload_state, safe=True, reads=("active", "requested", "fixed")),
+    Column.of("WARNING", "warning"),
+)
+
+
+def offloads(session: Session, args: dict[str, Any]) -> Result:
+    from ..offloads import list_offloads, vxlan_offload_findings
+
+    records = list(list_offloads(session.namespace, args["iface"]))
+    findings = vxlan_offload_findings(records)
+    if findings:
+        for r in records:
+            if r["feature"] == "tx-checksum-ip-generic":
+                r["warning"] = findings[0].split(":", 1)[0]
+    if not args["all"]:
+        # like ethtool -k, but without the features the driver can never turn on
+        records = [r for r in records if not (r["fixed"] and not r["active"])]
+    driver = records[0]["driver"] if records else ""
+
+    def summary() -> list[str]:
+        return [f"driver: {driver or '?'}", *findings]
+
+    return Result(records=records, columns=OFFLOAD_COLUMNS, has_records=True, summary=summary)
+
+
 def register(registry: Registry) -> None:
     registry.command(
         "rule",
@@ -81,3 +118,14 @@ def register(registry: Registry) -> None:
         "`family` and `table_id`). `routes table X` shows the routes of any table a rule names.",
         examples=("rule", "rule -4", "routes table 100"),
     )(rule)
+    registry.command(
+        "offloads",
+        "offload features of an interface (like ethtool -k), with the VXLAN-breaking ones flagged",
+        Param("all", ("-a", "--all"), help="also the features fixed off (as ethtool -k lists)"),
+        Param("iface", metavar="IFACE", complete="interface", required=True, help="interface"),
+        details="Checksum, scatter-gather, TSO/GSO/GRO, tx-udp_tnl-segmentation, ... as "
+        "`ethtool -k` names them (JSON: one record per kernel feature, with `active`, "
+        "`requested`, `fixed`). Flags vmxnet3 with tx-checksum-ip-generic on, the VMware "
+        "combination that corrupts VXLAN checksums (overlay ping works, TCP stalls).",
+        examples=("offloads eth0", "offloads -a eth0", "offloads --json eth0"),
+    )(offloads)
