@@ -107,6 +107,73 @@ def offloads(session: Session, args: dict[str, Any]) -> Result:
     return Result(records=records, columns=OFFLOAD_COLUMNS, has_records=True, summary=summary)
 
 
+# -------------------------------------------------------------- conntrack
+def _endpoint(side: Record, address: str, port: str) -> str:
+    host = side.get(address, "?")
+    host = f"[{host}]" if ":" in host and port in side else host
+    return f"{host}:{side[port]}" if port in side else host
+
+
+def _flow(side: Record) -> str:
+    if not side:
+        return ""
+    text = f"{_endpoint(side, 'src', 'sport')} -> {_endpoint(side, 'dst', 'dport')}"
+    if "type" in side:
+        text += f" type {side['type']} code {side.get('code', 0)} id {side.get('id', 0)}"
+    return text
+
+
+def _traffic(r: Record) -> str | None:
+    sides = [r.get("original", {}), r.get("reply", {})]
+    if not any("packets" in s for s in sides):
+        return None
+    return " / ".join(f"{s.get('packets', 0)}p {s.get('bytes', 0)}B" for s in sides)
+
+
+CONNTRACK_COLUMNS = (
+    Column.of("PROTO", "proto", safe=True),
+    Column.of("STATE", "state", safe=True),
+    Column.of("TIMEOUT", "timeout", safe=True),
+    Column("ORIGINAL", lambda r: _flow(r.get("original", {})), safe=True, reads=("original",)),
+    Column("REPLY", lambda r: _flow(r.get("reply", {})), safe=True, reads=("reply",)),
+    Column.of("FLAGS", "flags", safe=True),
+    Column.of("NAT", "nat", safe=True),
+    Column.of("MARK", "mark", safe=True),
+    Column("ORIG/REPLY", _traffic, safe=True, reads=("original", "reply")),
+)
+
+
+def _protocol(value: str) -> int:
+    from ..netlink.conntrack import protocol_number
+
+    return protocol_number(value)
+
+
+def _ip_address(value: str) -> str:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, value))
+        except OSError:
+            continue
+    raise ValueError(value)
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError(value)
+    return number
+
+
+def conntrack(session: Session, args: dict[str, Any]) -> Result:
+    from ..netlink.conntrack import list_conntrack
+
+    records = list_conntrack(
+        session.namespace, proto=args["proto"], address=args["address"], port=args["port"]
+    )
+    return Result.table(records, CONNTRACK_COLUMNS)
+
+
 def register(registry: Registry) -> None:
     registry.command(
         "rule",
@@ -129,3 +196,20 @@ def register(registry: Registry) -> None:
         "combination that corrupts VXLAN checksums (overlay ping works, TCP stalls).",
         examples=("offloads eth0", "offloads -a eth0", "offloads --json eth0"),
     )(offloads)
+    registry.command(
+        "conntrack",
+        "the connection tracking table of the namespace, filtered (like conntrack -L)",
+        Param(
+            "proto",
+            ("-p", "--proto"),
+            metavar="PROTO",
+            convert=_protocol,
+            help="tcp, udp, icmp, ...",
+        ),
+        Param("port", ("port",), metavar="N", convert=_port, help="a port on either side"),
+        Param("address", metavar="IP", convert=_ip_address, help="an address on either side"),
+        details="Read over ctnetlink inside the namespace: state, timeout (seconds), the "
+        "original and reply tuples (they differ when NAT rewrote the flow: NAT says SNAT/DNAT), "
+        "flags, mark, and packet/byte counters when net.netfilter.nf_conntrack_acct is on.",
+        examples=("conntrack", "conntrack -p tcp port 80", "conntrack -p udp 127.0.0.11"),
+    )(conntrack)
