@@ -174,6 +174,37 @@ def conntrack(session: Session, args: dict[str, Any]) -> Result:
     return Result.table(records, CONNTRACK_COLUMNS)
 
 
+# --------------------------------------------------------------- firewall
+def _firewall_rule(r: Record) -> str | None:
+    if r["kind"] == "rule":
+        return r.get("rule") or r.get("target")
+    if "hook" in r:
+        return f"(hook {r['hook']} prio {r.get('prio')}) policy {r.get('policy', '-')}"
+    return f"policy {r['policy']}" if "policy" in r else "(chain)"
+
+
+FIREWALL_COLUMNS = (
+    Column.of("BACKEND", "backend", safe=True),
+    Column.of("FAMILY", "family"),
+    Column.of("TABLE", "table"),
+    Column.of("CHAIN", "chain"),
+    Column.of("PACKETS", "packets", safe=True),
+    Column.of("BYTES", "bytes", safe=True),
+    Column("RULE", _firewall_rule, reads=("kind", "rule", "target", "hook", "prio", "policy")),
+)
+
+
+def firewall(session: Session, args: dict[str, Any]) -> Result:
+    from ..firewall import list_firewall
+
+    records, backends = list_firewall(session.namespace, table=args["table"], chain=args["chain"])
+
+    def summary() -> list[str]:
+        return [f"backend: {', '.join(backends)}"]
+
+    return Result(records=records, columns=FIREWALL_COLUMNS, has_records=True, summary=summary)
+
+
 def register(registry: Registry) -> None:
     registry.command(
         "rule",
@@ -213,3 +244,18 @@ def register(registry: Registry) -> None:
         "flags, mark, and packet/byte counters when net.netfilter.nf_conntrack_acct is on.",
         examples=("conntrack", "conntrack -p tcp port 80", "conntrack -p udp 127.0.0.11"),
     )(conntrack)
+    registry.command(
+        "firewall",
+        "the namespace's packet filter with packet/byte counters (nftables and legacy iptables)",
+        Param(
+            "table", ("-t", "--table"), metavar="TABLE", help="only this table (nat, filter, ...)"
+        ),
+        Param("chain", metavar="CHAIN", help="only this chain"),
+        aliases=("iptables", "nft"),
+        details="The nftables ruleset (where iptables-nft rules live too; BACKEND says "
+        "iptables-nft for those tables) and, when the namespace has legacy x_tables loaded, "
+        "`iptables-legacy-save -c`. In a Docker container, DOCKER_OUTPUT and "
+        "DOCKER_POSTROUTING in the nat table send 127.0.0.11:53 to the embedded DNS's real "
+        "ports. JSON: one record per chain and per rule (with nft's `expr`).",
+        examples=("firewall", "firewall -t nat", "firewall -t nat DOCKER_OUTPUT"),
+    )(firewall)
