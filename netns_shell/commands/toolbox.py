@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UsageError
 from ..render import Column, Result
 from .registry import Param, Registry
 
@@ -205,6 +206,89 @@ def firewall(session: Session, args: dict[str, Any]) -> Result:
     return Result(records=records, columns=FIREWALL_COLUMNS, has_records=True, summary=summary)
 
 
+# -------------------------------------------------------------------- dns
+def namespace_resolver(session: Session) -> Any:
+    """The resolver configuration the namespace's own processes use (see dns.read_resolver)."""
+    import os.path
+
+    from ..dns import read_resolver
+
+    ns = session.namespace
+    entry = session.entry_for(ns) if ns.pid is None else None
+    pids = list(entry.pids) if entry is not None else []
+    name = None
+    if os.path.dirname(ns.path) in ("/run/netns", "/var/run/netns"):
+        name = os.path.basename(ns.path)
+    return read_resolver(ns, pids, name)
+
+
+DNS_COLUMNS = (
+    Column.of("NAME", "name"),
+    Column.of("TYPE", "type", safe=True),
+    Column.of("TTL", "ttl", safe=True),
+    Column.of("DATA", "data"),
+)
+
+
+def dns(session: Session, args: dict[str, Any]) -> Result:
+    from ..dns import TYPES, Answer, lookup, reverse_name
+
+    words = [w for w in (args["name"], args["server"]) if w]
+    names = [w for w in words if not w.startswith("@")]
+    servers = [w[1:] for w in words if w.startswith("@") and len(w) > 1]
+    if len(names) != 1:
+        raise UsageError("dns: give one NAME (and @SERVER, -t TYPE if wanted)")
+    qtype_name = (args["type"] or "A").upper()
+    name = names[0]
+    reverse = reverse_name(name)
+    if reverse is not None:
+        name, qtype_name = reverse, "PTR" if args["type"] is None else qtype_name
+    qtype = TYPES.get(qtype_name) or (int(qtype_name[4:]) if qtype_name[4:].isdigit() else None)
+    if qtype is None:
+        raise UsageError(f"dns: unknown type {qtype_name!r} ({', '.join(TYPES)})")
+    config = namespace_resolver(session)
+    for server in servers:
+        if reverse_name(server) is None:
+            raise UsageError(f"dns: @{server}: give the server as an IP address")
+    exchanges = list(
+        lookup(
+            session.namespace,
+            config,
+            name,
+            qtype,
+            servers=servers or None,
+            port=args["port"] or 53,
+            search=not servers and reverse is None,
+        )
+    )
+    last = exchanges[-1] if exchanges else None
+    records: list[Record] = []
+    if isinstance(last, Answer):
+        records = [
+            {**r, "server": last.server, "time_ms": last.time_ms, "rcode": last.rcode}
+            for r in last.records
+        ]
+
+    def summary() -> list[str]:
+        lines = [f"resolver: {config.source} (nameservers {', '.join(config.nameservers)})"]
+        if servers:
+            lines[0] = f"server: {', '.join(servers)} (given)"
+        for item in exchanges:
+            if isinstance(item, Answer):
+                lines.append(
+                    f"{item.qname} {item.qtype}: {item.rcode} from {item.server} "
+                    f"in {item.time_ms:.1f} ms ({item.transport}, {len(item.records)} records)"
+                )
+            else:
+                lines.append(str(item))
+        return lines
+
+    status = 0 if records else 1
+    return Result(
+        records=records, columns=DNS_COLUMNS, has_records=True, summary=summary, status=status
+    )
+
+
 def register(registry: Registry) -> None:
     registry.command(
         "rule",
@@ -259,3 +343,19 @@ def register(registry: Registry) -> None:
         "ports. JSON: one record per chain and per rule (with nft's `expr`).",
         examples=("firewall", "firewall -t nat", "firewall -t nat DOCKER_OUTPUT"),
     )(firewall)
+    registry.command(
+        "dns",
+        "resolve a name from inside the namespace, with its own resolver (like dig)",
+        Param(
+            "type", ("-t", "--type"), metavar="TYPE", help="A (default), AAAA, SRV, PTR, MX, ..."
+        ),
+        Param("port", ("-p", "--port"), metavar="PORT", convert=_port, help="server port (53)"),
+        Param("name", metavar="NAME", required=True, help="a name, or an IP address (PTR)"),
+        Param("server", metavar="@SERVER", help="ask this server (an IP address) only"),
+        details="By default the query goes to the nameservers of the resolv.conf a process "
+        "holding the namespace sees (a container's own, Docker's embedded 127.0.0.11 "
+        "included), through its search list; @SERVER asks that server only, like dig. "
+        "The query leaves from a socket inside the namespace. Says which server answered "
+        "and how long it took. An IP address as NAME asks for its PTR record.",
+        examples=("dns web", "dns tasks.web", "dns example.org @10.0.0.2 -t AAAA", "dns 10.0.1.3"),
+    )(dns)
