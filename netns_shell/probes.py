@@ -67,6 +67,85 @@ def _checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
+PMTU_MODES = {"dont": 0, "want": 1, "do": 2, "probe": 3}
+_IP_MTU_DISCOVER, _IPV6_MTU_DISCOVER = 10, 23
+_IP_MTU, _IPV6_MTU = 14, 24
+_SO_BINDTODEVICE = 25
+# ICMP errors that quote an echo request: (family, type) -> text
+_ICMP_ERRORS = {
+    (socket.AF_INET, 3): "destination unreachable",
+    (socket.AF_INET, 11): "time to live exceeded",
+    (socket.AF_INET6, 1): "destination unreachable",
+    (socket.AF_INET6, 2): "packet too big",
+    (socket.AF_INET6, 3): "hop limit exceeded",
+}
+_UNREACH_CODES_V4 = {
+    0: "net unreachable",
+    1: "host unreachable",
+    2: "protocol unreachable",
+    3: "port unreachable",
+    4: "fragmentation needed",
+    9: "net prohibited",
+    10: "host prohibited",
+    13: "communication prohibited",
+}
+
+
+def open_probe_socket(
+    ns: NetNamespace,
+    family: int,
+    kind: int,
+    proto: int,
+    *,
+    iface: str | None = None,
+    pmtu: str | None = None,
+) -> socket.socket:
+    """A socket inside `ns`, bound to an interface or source address, with a PMTU mode."""
+    sock = ns.socket(family, kind, proto)
+    try:
+        if iface:
+            try:
+                socket.inet_pton(family, iface)
+            except OSError:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, iface.encode())
+                except OSError as exc:
+                    if exc.errno == 19:  # ENODEV
+                        raise NotFoundError(
+                            f"no interface named {iface!r} in this namespace"
+                        ) from None
+                    raise
+            else:
+                sock.bind((iface, 0))
+        if pmtu is not None:
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, PMTU_MODES[pmtu])
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, PMTU_MODES[pmtu])
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def path_mtu(ns: NetNamespace, family: int, address: str, iface: str | None) -> int | None:
+    """The path MTU the namespace's kernel knows towards `address` (IP_MTU of a
+    connected UDP socket; nothing is sent)."""
+    try:
+        sock = open_probe_socket(ns, family, socket.SOCK_DGRAM, 0, iface=iface)
+    except OSError:
+        return None
+    try:
+        sock.connect((address, 9))
+        if family == socket.AF_INET:
+            return sock.getsockopt(socket.IPPROTO_IP, _IP_MTU)
+        return sock.getsockopt(socket.IPPROTO_IPV6, _IPV6_MTU)
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
 def ping(
     ns: NetNamespace,
     host: str,
@@ -75,15 +154,25 @@ def ping(
     interval: float = 1.0,
     timeout: float = 1.0,
     size: int = 56,
+    iface: str | None = None,
+    pmtu: str | None = None,
 ) -> Iterator[Reply]:
-    """Send `count` ICMP echo requests from inside `ns`; yield a Reply (or timeout) for each."""
+    """Send `count` ICMP echo requests from inside `ns`; yield a Reply (or timeout) for each.
+
+    `size` bytes of payload (like ping -s), `pmtu` 'do' sets Don't Fragment (ping -M
+    do), `iface` binds to an interface or source address (ping -I).  An ICMP error
+    quoting the request (fragmentation needed, unreachable, TTL exceeded) is reported
+    with the router that sent it; a packet larger than the known path MTU with DF set
+    fails at once with that MTU.
+    """
     family, address = resolve_host(ns, host)
     proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
-    sock = ns.socket(family, socket.SOCK_RAW, proto)
+    sock = open_probe_socket(ns, family, socket.SOCK_RAW, proto, iface=iface, pmtu=pmtu)
     ident = os.getpid() & 0xFFFF
     request, reply_type = _ICMP_ECHO[family]
-    payload = bytes(range(size % 256)) * (size // 256) + bytes(range(size % 256))
+    payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
     try:
+        # not connect()ed: a connected raw socket drops the ICMP errors routers send
         for seq in range(1, count + 1):
             header = struct.pack("!BBHHH", request, 0, 0, ident, seq)
             packet = header + payload[:size]
@@ -93,13 +182,53 @@ def ping(
             try:
                 sock.sendto(packet, (address, 0))
             except OSError as exc:
-                yield Reply(seq, None, None, {"error": exc.strerror or str(exc)})
+                extra: dict[str, Any] = {"to": address, "error": exc.strerror or str(exc)}
+                if exc.errno == 90:  # EMSGSIZE: DF set and bigger than the path MTU
+                    mtu = path_mtu(ns, family, address, iface)
+                    if mtu:
+                        extra["mtu"] = mtu
+                        extra["error"] = f"message too long, path MTU {mtu}"
+                yield Reply(seq, None, None, extra)
             else:
-                yield _await_echo(sock, family, ident, seq, reply_type, sent, timeout)
+                reply = _await_echo(sock, family, ident, seq, reply_type, sent, timeout)
+                reply.extra["to"] = address
+                yield reply
             if seq < count:
                 time.sleep(max(0.0, interval - (time.monotonic() - sent)))
     finally:
         sock.close()
+
+
+def _quoted_echo(data: bytes, family: int) -> tuple[int, int] | None:
+    """(ident, seq) of the echo request an ICMP error quotes, or None."""
+    inner = data[8:]
+    if family == socket.AF_INET:
+        if len(inner) < 20:
+            return None
+        inner = inner[(inner[0] & 0x0F) * 4 :]
+        expected = 8
+    else:
+        if len(inner) < 40:
+            return None
+        inner = inner[40:]
+        expected = 128
+    if len(inner) < 8 or inner[0] != expected:
+        return None
+    return struct.unpack_from("!HH", inner, 4)
+
+
+def _error_text(family: int, kind: int, code: int, data: bytes) -> tuple[str, dict[str, Any]]:
+    text = _ICMP_ERRORS[(family, kind)]
+    extra: dict[str, Any] = {}
+    if family == socket.AF_INET and kind == 3:
+        text = _UNREACH_CODES_V4.get(code, f"{text} (code {code})")
+        if code == 4:
+            extra["mtu"] = struct.unpack_from("!H", data, 6)[0]
+            text += f", next-hop MTU {extra['mtu']}"
+    elif family == socket.AF_INET6 and kind == 2:
+        extra["mtu"] = struct.unpack_from("!I", data, 4)[0]
+        text += f", MTU {extra['mtu']}"
+    return text, extra
 
 
 def _await_echo(
@@ -116,7 +245,10 @@ def _await_echo(
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([sock], [], [], left)[0]:
             return Reply(seq, None, None, {})
-        data, source = sock.recvfrom(65535)
+        try:
+            data, source = sock.recvfrom(65535)
+        except OSError as exc:  # an ICMP error queued on the connected socket
+            return Reply(seq, None, None, {"error": exc.strerror or str(exc)})
         now = time.monotonic()
         ttl = None
         if family == socket.AF_INET:
@@ -124,12 +256,15 @@ def _await_echo(
             data = data[(data[0] & 0x0F) * 4 :]
         if len(data) < 8:
             continue
-        kind, _, _, r_ident, r_seq = struct.unpack("!BBHHH", data[:8])
+        kind, code, _, r_ident, r_seq = struct.unpack("!BBHHH", data[:8])
         if kind == reply_type and r_ident == ident and r_seq == seq:
-            extra = {"bytes": len(data)}
+            extra: dict[str, Any] = {"bytes": len(data)}
             if ttl is not None:
                 extra["ttl"] = ttl
             return Reply(seq, source[0], (now - sent) * 1000, extra)
+        if (family, kind) in _ICMP_ERRORS and _quoted_echo(data, family) == (ident, seq):
+            text, extra = _error_text(family, kind, code, data)
+            return Reply(seq, None, None, {"error": text, "error_from": source[0], **extra})
 
 
 def _arp_interface(ns: NetNamespace, target: str, iface: str | None) -> tuple[str, bytes, str]:

@@ -134,7 +134,15 @@ def two_containers() -> Iterator[tuple[str, str, str]]:
     try:
         for suffix in ("a", "b"):
             docker(
-                "run", "-d", "--name", f"{name}{suffix}", "--network", name, IMAGE, "sleep", "1e5"
+                "run",
+                "-d",
+                "--name",
+                f"{name}{suffix}",
+                "--network",
+                name,
+                IMAGE,
+                "sleep",
+                "100000",
             )
         sandbox = docker("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", f"{name}a")
         yield sandbox, f"{name}a", f"{name}b"

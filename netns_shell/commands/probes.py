@@ -53,16 +53,39 @@ def _run(
     return result
 
 
+def resolve(session: Session, host: str) -> tuple[int, str, str]:
+    """(family, address, how): a probe target resolved the way the namespace's own
+    processes resolve it (their hosts file and resolv.conf, see `dns`)."""
+    import socket
+
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family, host, "literal"
+        except OSError:
+            continue
+    from ..dns import resolve_address
+    from .toolbox import namespace_resolver
+
+    return resolve_address(session.namespace, namespace_resolver(session), host)
+
+
+def _target(host: str, address: str) -> str:
+    return host if host == address else f"{host} ({address})"
+
+
 def ping(session: Session, args: dict[str, Any]) -> Result:
     from ..privileges import require
     from ..probes import ping as send
 
     require("CAP_NET_RAW", action="to send ICMP echo requests")
+    _family, address, _how = resolve(session, args["host"])
 
     def line(r: Record) -> str:
         if r["from"] is None:
-            return f"no answer from {args['host']}: icmp_seq={r['seq']}" + (
-                f" ({r['error']})" if "error" in r else ""
+            where = f" from {r['error_from']}" if "error_from" in r else ""
+            return f"no answer from {address}: icmp_seq={r['seq']}" + (
+                f" ({r['error']}{where})" if "error" in r else ""
             )
         ttl = f" ttl={r['ttl']}" if "ttl" in r else ""
         return (
@@ -71,9 +94,80 @@ def ping(session: Session, args: dict[str, Any]) -> Result:
         )
 
     replies = send(
-        session.namespace, args["host"], count=args["count"] or 4, timeout=args["timeout"] or 1.0
+        session.namespace,
+        address,
+        count=args["count"] or 4,
+        timeout=args["timeout"] or 1.0,
+        size=56 if args["size"] is None else args["size"],
+        iface=args["iface"],
+        pmtu=args["pmtu"],
     )
-    return _run(session, replies, args["host"], line)
+    return _run(session, replies, _target(args["host"], address), line)
+
+
+def tcping(session: Session, args: dict[str, Any]) -> Result:
+    from ..pathprobes import tcping as send
+
+    family, address, _how = resolve(session, args["host"])
+
+    def line(r: Record) -> str:
+        took = f" time={r['time_ms']:.3f} ms" if r["time_ms"] is not None else ""
+        error = f" ({r['error']})" if "error" in r else ""
+        return f"{address}:{r['port']} seq={r['seq']}: {r['result']}{took}{error}"
+
+    replies = send(
+        session.namespace,
+        family,
+        address,
+        args["port"],
+        count=args["count"] or 4,
+        timeout=args["timeout"] or 2.0,
+        iface=args["iface"],
+    )
+    return _run(session, replies, f"{_target(args['host'], address)} port {args['port']}", line)
+
+
+def traceroute(session: Session, args: dict[str, Any]) -> Result:
+    from ..pathprobes import traceroute as trace
+
+    family, address, _how = resolve(session, args["host"])
+
+    def line(r: Record) -> str:
+        rtts = "  ".join("*" if t is None else f"{t:.3f} ms" for t in r["rtt_ms"])
+        who = " ".join(r["addresses"]) or "*"
+        marks = " " + " ".join(dict.fromkeys(r["marks"])) if r["marks"] else ""
+        return f"{r['hop']:2d}  {who}  {rtts}{marks}"
+
+    hops = trace(
+        session.namespace,
+        family,
+        address,
+        max_hops=args["max_hops"] or 30,
+        queries=args["queries"] or 3,
+        timeout=args["timeout"] or 2.0,
+    )
+    state = {"reached": False}
+
+    def stream() -> Any:
+        try:
+            for hop in hops:
+                state["reached"] = hop["reached"]
+                yield hop
+        except KeyboardInterrupt:
+            session.console.end_interrupted_line()
+        finally:
+            hops.close()
+        result.status = 0 if state["reached"] else 1
+
+    result = Result.stream(
+        stream(),
+        line,
+        summary=lambda: [
+            f"traceroute to {_target(args['host'], address)}: "
+            + ("reached" if state["reached"] else "not reached")
+        ],
+    )
+    return result
 
 
 def arping(session: Session, args: dict[str, Any]) -> Result:
@@ -97,7 +191,27 @@ def arping(session: Session, args: dict[str, Any]) -> Result:
     return _run(session, replies, args["ip"], line)
 
 
-def _probe_params(count: int) -> tuple[Param, ...]:
+def _size(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65507:
+        raise ValueError(text)
+    return value
+
+
+def _tcp_port(text: str) -> int:
+    value = int(text)
+    if not 0 < value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+def _iface_param(help_text: str) -> Param:
+    return Param(
+        "iface", ("-I", "--interface"), metavar="IFACE", complete="interface", help=help_text
+    )
+
+
+def _probe_params(count: int, wait: float = 1) -> tuple[Param, ...]:
     """-c and -W, the same for every probe."""
     return (
         Param(
@@ -112,7 +226,7 @@ def _probe_params(count: int) -> tuple[Param, ...]:
             ("-W", "--timeout"),
             metavar="S",
             convert=positive_seconds,
-            help="seconds to wait for each reply (default 1)",
+            help=f"seconds to wait for each reply (default {wait:g})",
         ),
     )
 
@@ -122,21 +236,60 @@ def register(registry: Registry) -> None:
         "ping",
         "ICMP echo from inside the namespace (fills its ARP/NDP table)",
         *_probe_params(4),
+        Param("size", ("-s", "--size"), metavar="SIZE", convert=_size, help="payload bytes (56)"),
+        Param(
+            "pmtu",
+            ("-M",),
+            metavar="do|dont|want",
+            choices=("do", "dont", "want"),
+            help="do: set Don't Fragment (path-MTU tests)",
+        ),
+        _iface_param("interface or source address to send from"),
         Param("host", metavar="HOST", required=True, help="an IPv4/IPv6 address or a name"),
-        examples=("ping 10.0.1.3", "ping -c 1 fd00:9::2"),
+        details="Names are resolved as the namespace's own processes do (their hosts file and "
+        "resolv.conf, e.g. Docker's 127.0.0.11). With -M do, a router's 'fragmentation "
+        "needed' (or the path MTU the kernel already knows) is reported with the MTU.",
+        examples=("ping 10.0.1.3", "ping -c 1 fd00:9::2", "ping -M do -s 1422 -c 1 web"),
         changes_state=True,  # sends packets, and fills the neighbour table
     )(ping)
+    registry.command(
+        "tcping",
+        "TCP connects from inside the namespace: time to SYN-ACK, or refused/timeout/unreachable",
+        *_probe_params(4, wait=2),
+        _iface_param("interface or source address to connect from"),
+        Param("host", metavar="HOST", required=True, help="an IPv4/IPv6 address or a name"),
+        Param("port", metavar="PORT", required=True, convert=_tcp_port, help="TCP port"),
+        details="Each probe is a full connect (closed at once with a RST): `open` with the "
+        "time to the SYN-ACK, `refused` (a RST came back), `timeout` (nothing came back: "
+        "a firewall drops it) or `unreachable` (an ICMP error or no route).",
+        examples=("tcping web 80", "tcping -c 1 10.0.1.3 443"),
+        changes_state=True,  # sends packets
+    )(tcping)
+    registry.command(
+        "traceroute",
+        "the routers on the way to a host, from inside the namespace (UDP probes)",
+        Param("max_hops", ("-m",), metavar="N", convert=positive_int, help="hops at most (30)"),
+        Param("queries", ("-q",), metavar="N", convert=positive_int, help="probes per hop (3)"),
+        Param(
+            "timeout",
+            ("-w", "-W"),
+            metavar="S",
+            convert=positive_seconds,
+            help="seconds to wait per probe (2)",
+        ),
+        Param("host", metavar="HOST", required=True, help="an IPv4/IPv6 address or a name"),
+        details="UDP datagrams to ports from 33434 with TTL 1, 2, ...; each router's ICMP "
+        "'time exceeded' names a hop, the destination's 'port unreachable' ends the trace "
+        "(!H, !N, !X mark other unreachables). Exit status 1 when the host was not reached.",
+        examples=("traceroute 10.0.2.2", "traceroute -q 1 -m 5 web"),
+        aliases=("tracert",),
+        changes_state=True,  # sends packets
+    )(traceroute)
     registry.command(
         "arping",
         "ARP requests from inside the namespace: who has this IPv4 address",
         *_probe_params(3),
-        Param(
-            "iface",
-            ("-I", "--interface"),
-            metavar="IFACE",
-            complete="interface",
-            help="interface to ask on (default: the route's)",
-        ),
+        _iface_param("interface to ask on (default: the route's)"),
         Param("ip", metavar="IP", required=True, help="an IPv4 address"),
         examples=("arping 10.0.1.3", "arping -I br0 -c 1 10.0.1.4"),
         changes_state=True,  # sends packets
