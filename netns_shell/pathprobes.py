@@ -97,7 +97,7 @@ _UNREACH_MARKS_V6 = {0: "!N", 1: "!X", 3: "!H"}
 def _probe(
     ns: NetNamespace, family: int, address: str, ttl: int, port: int, timeout: float
 ) -> tuple[str | None, float | None, bool, str | None]:
-    """One UDP probe: (who answered, ms, reached the destination, mark like !H)."""
+    """One UDP probe: (who answered, ms, the trace ends here, mark like !H)."""
     sock = ns.socket(family, socket.SOCK_DGRAM, 0)
     try:
         if family == socket.AF_INET:
@@ -169,7 +169,7 @@ def traceroute(
         answers: list[str] = []
         rtts: list[float | None] = []
         marks: list[str] = []
-        reached = False
+        stop = False
         for query in range(queries):
             port = _BASE_PORT + (ttl - 1) * queries + query
             who, ms, done, mark = _probe(ns, family, address, ttl, port, timeout)
@@ -178,7 +178,9 @@ def traceroute(
                 answers.append(who)
             if mark:
                 marks.append(mark)
-            reached = reached or done
+            stop = stop or done
+        # reached: the destination itself answered (port unreachable), not a router's !H/!X
+        reached = stop and not marks and address in answers
         yield {
             "hop": ttl,
             "address": answers[0] if answers else None,
@@ -188,5 +190,5 @@ def traceroute(
             "marks": marks,
             "to": address,
         }
-        if reached:
+        if stop:
             return
