@@ -222,7 +222,7 @@ def test_complete_interfaces_and_bridges_by_keyword():
 
 
 def test_complete_options_and_after_semicolon():
-    assert _complete("links -") == ["-d", "--details"]
+    assert _complete("links -") == ["-d", "--details", "-s", "--stats"]
     assert _complete("neigh -4; fdb b") == ["br"]
     assert _complete("nosuchcommand ") == []
 

@@ -64,6 +64,11 @@ def register(registry: Registry) -> None:
             help="decode a pcap or pcapng file instead of capturing",
         ),
         Param(
+            "numeric",
+            ("-n",),
+            help="accepted for tcpdump's fingers: addresses are never resolved to names",
+        ),
+        Param(
             "no_promisc",
             ("-p", "--no-promisc"),
             help="leave promiscuous mode off (like tcpdump -p; always so with --read-only)",
@@ -84,6 +89,7 @@ def register(registry: Registry) -> None:
         examples=(
             "capture",
             "capture -i eth0 -c 20 icmp or arp",
+            "capture -ni eth0 -c5 udp port 53",
             "capture -w /tmp/overlay.pcap --duration 30 udp port 4789",
             "capture -i any -p not port 22",
             "capture -r /tmp/overlay.pcap -c 10 udp port 4789",

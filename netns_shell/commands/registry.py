@@ -264,6 +264,11 @@ def parse_arguments(command: Command, words: list[str]) -> dict[str, Any]:
                     raise _usage(command, f"{flag} needs a value ({param.metavar})")
                 args[param.dest] = _convert(command, param, value, flag)
                 continue
+            if _is_short_cluster(word):
+                # attached values and combined switches, as people type them:
+                # -c1, -ieth0, -4a, -nc5 (tcpdump, ping, ip)
+                i = _parse_cluster(command, by_flag, word, words, i, args)
+                continue
             if word.startswith("-") and len(word) > 1 and not _is_number(word):
                 raise _usage(command, f"unknown option '{word}'")
         if not positionals:
@@ -279,6 +284,44 @@ def parse_arguments(command: Command, words: list[str]) -> dict[str, Any]:
         if p.required and not args.get(p.dest):
             raise _usage(command, f"missing {p.metavar or p.dest.upper()}")
     return args
+
+
+def _is_short_cluster(word: str) -> bool:
+    """-XYZ: one dash, two or more characters after it, not a negative number."""
+    return len(word) > 2 and word[0] == "-" and word[1] != "-" and not _is_number(word)
+
+
+def _parse_cluster(
+    command: Command,
+    by_flag: dict[str, Param],
+    word: str,
+    words: list[str],
+    i: int,
+    args: dict[str, Any],
+) -> int:
+    """Read one -XYZ word into `args`; return the index of the next word.
+
+    Each letter is a one-letter switch until one takes a value: the rest of the
+    word is then that value (`-c1`, `-ieth0`), or the next word when nothing is left
+    (`-nc 5`).
+    """
+    for pos in range(1, len(word)):
+        flag = "-" + word[pos]
+        param = by_flag.get(flag)
+        if param is None:
+            raise _usage(command, f"unknown option '{flag}' in '{word}'")
+        if param.is_switch:
+            args[param.dest] = param.const
+            continue
+        value = word[pos + 1 :]
+        if not value:
+            if i >= len(words):
+                raise _usage(command, f"{flag} needs a value ({param.metavar})")
+            value = words[i]
+            i += 1
+        args[param.dest] = _convert(command, param, value, flag)
+        return i
+    return i
 
 
 def _is_number(word: str) -> bool:
