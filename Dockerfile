@@ -72,7 +72,7 @@ SHELL ["/bin/sh", "-eu", "-c"]
 # hadolint ignore=DL3008
 RUN set --; \
     command -v python3 >/dev/null || set -- python3; \
-    for pkg in iproute2 tcpdump libpcap0.8 less; do \
+    for pkg in iproute2 tcpdump libpcap0.8 less nftables iptables; do \
         [ "$(dpkg-query -W -f '${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || \
             set -- "$@" "$pkg"; \
     done; \
