@@ -82,7 +82,7 @@ def _offload_state(r: Record) -> str:
 
 
 OFFLOAD_COLUMNS = (
-    Column.of("FEATURE", "ethtool", safe=True),
+    Column.of("FEATURE", "ethtool"),  # kernel strings: sanitized
     Column("STATE", _offload_state, safe=True, reads=("active", "requested", "fixed")),
     Column.of("WARNING", "warning"),
 )
