@@ -180,6 +180,19 @@ def _parse_hosts(text: str) -> dict[str, list[str]]:
     return hosts
 
 
+def _still_in(ns: NetNamespace, root: str) -> bool:
+    """Whether the process behind /proc/PID/root is (still) in the namespace `ns`."""
+    try:
+        st = os.stat(root.replace("/root", "/ns/net"))
+    except OSError:
+        return False
+    try:
+        ns.check_process()
+    except NetnsShellError:
+        return False
+    return (st.st_dev, st.st_ino) == ns.key
+
+
 def read_resolver(ns: NetNamespace, pids: list[int], name: str | None = None) -> ResolverConfig:
     """The resolver of the namespace: a holder process's resolv.conf, else /etc/netns/NAME,
     else the host's."""
@@ -193,8 +206,8 @@ def read_resolver(ns: NetNamespace, pids: list[int], name: str | None = None) ->
         text = _read_in_root(root, prefix + "resolv.conf")
         if text is None:
             continue
-        if root.startswith("/proc/"):
-            ns.check_process()  # the PID still names the process the handle was made for
+        if root.startswith("/proc/") and not _still_in(ns, root):
+            continue  # the process left (or its PID was reused) while we read
         config = parse_resolv_conf(text)
         where = "/etc/resolv.conf" if prefix else "resolv.conf"
         config.source = f"{where} of {who}" if prefix else f"{root}/resolv.conf"
