@@ -1,0 +1,644 @@
+"""A real multi-node Docker swarm on one machine (for `--demo swarm` and the tests).
+
+    wan namespace:   bridge wan0 198.18.0.1/24, one veth port per node (n1, n2, ...)
+    node namespace:  eth0 198.18.0.(10+K)/24 (the veth's other end), and a dockerd
+                     started there with `nsenter --net` inside `unshare --uts`
+                     (hostname = the node's name), with its own data root,
+                     exec root, pidfile, socket and config file (DESIGN fact 11);
+                     it starts its own containerd under its exec root.
+    swarm:           node 1 is the manager, the others join as workers; one
+                     attachable overlay network; one container pinned per node
+                     (`docker -H NODE run`) and, optionally, a global service.
+
+Every process of a node (dockerd, containerd, shims, containers) runs inside a
+freezer cgroup `<base>/<node>` (containers through `--cgroup-parent`), so a node
+can be frozen as one and everything it started is found again for tear-down.
+Tear-down works from the names alone (`<prefix>-<pid>-<token>`), so a run that
+was killed is cleaned up by the next one (`remove_stale_swarms`): it kills the
+cgroups' processes, unmounts what lies under the run's directory, removes the
+shim sockets, cgroups, namespaces and directories.  It never talks to the
+host's own engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .docker import DockerClient, DockerError
+from .errors import NetnsShellError
+from .files import PrivateDir, UnsafePathError
+from .lab import LABS_DIR, NETNS_DIR, _LabLock
+
+__all__ = [
+    "SWARM_DIR",
+    "Swarm",
+    "SwarmError",
+    "SwarmNode",
+    "dockerd_missing",
+    "remove_stale_swarms",
+    "swarm_demo_session",
+]
+
+#: each run's node directories (data root, exec root, socket, logs)
+SWARM_DIR = "/run/netns-shell/swarm"
+CGROUP_ROOT = "/sys/fs/cgroup"
+SHIM_SOCKETS = "/run/containerd/s"
+WAN = "198.18.0"
+SUBNET = "10.199.0"
+IMAGE = "netns-shell-swarm-busybox:latest"
+_APPLETS = ("sh", "sleep", "ip", "ping", "cat", "ls", "hostname", "nc", "wget", "arping")
+
+
+class SwarmError(NetnsShellError):
+    """The swarm lab could not be built (a dockerd that does not start, a join that fails)."""
+
+
+def dockerd_missing() -> str | None:
+    """Why no swarm lab can be built here (None when it can)."""
+    for program in ("dockerd", "containerd", "docker", "nsenter", "unshare", "ip", "busybox"):
+        if shutil.which(program) is None:
+            return f"the swarm lab needs {program!r} (apt-get install docker.io busybox-static)"
+    if not os.path.isdir(os.path.join(CGROUP_ROOT, "freezer")):
+        return "the swarm lab needs the cgroup v1 freezer at /sys/fs/cgroup/freezer"
+    return None
+
+
+@dataclass
+class SwarmNode:
+    """One node: its network namespace, its dockerd and where its files are."""
+
+    name: str  # also its hostname and the wan port's name (n1, n2, ...)
+    index: int
+    netns: str  # the namespace's name in /var/run/netns
+    directory: str
+    cgroup: str  # relative to each controller's root
+    pid: int | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def addr(self) -> str:
+        return f"{WAN}.{10 + self.index}"
+
+    @property
+    def socket(self) -> str:
+        return os.path.join(self.directory, "docker.sock")
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def exec_root(self) -> str:
+        return os.path.join(self.directory, "exec")
+
+    @property
+    def data_root(self) -> str:
+        return os.path.join(self.directory, "data")
+
+    @property
+    def netns_dir(self) -> str:
+        """Where this node's engine keeps its namespace files (<exec-root>/netns)."""
+        return os.path.join(self.exec_root, "netns")
+
+    @property
+    def netns_path(self) -> str:
+        return os.path.join(NETNS_DIR, self.netns)
+
+    def client(self, timeout: float = 5.0) -> DockerClient:
+        return DockerClient(self.socket, timeout=timeout)
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 60, stdin=None) -> str:
+        """The docker CLI against this node's engine; its stdout, stripped."""
+        proc = subprocess.run(
+            ["docker", "-H", self.endpoint, *args],
+            capture_output=True,
+            text=stdin is None,
+            stdin=stdin,
+            timeout=timeout,
+            env={**os.environ, "DOCKER_CONFIG": os.path.join(self.directory, "cli")},
+        )
+        if check and proc.returncode != 0:
+            err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+            raise SwarmError(f"{self.name}: docker {' '.join(args[:3])}: {err.strip()}")
+        out = proc.stdout if isinstance(proc.stdout, str) else proc.stdout.decode()
+        return out.strip()
+
+
+@dataclass
+class Swarm:
+    """`up()` (or `with Swarm() as swarm:`) builds it, `down()` removes everything."""
+
+    nodes_wanted: int = 3
+    prefix: str = "nsswarm"
+    service: bool = True
+    token: str = field(default_factory=lambda: secrets.token_hex(3))
+    nodes: list[SwarmNode] = field(default_factory=list)
+    network: str = ""
+    network_id: str = ""
+    containers: dict[str, str] = field(default_factory=dict)  # node name -> container name
+    timings: dict[str, float] = field(default_factory=dict)
+    _lock: _LabLock | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.base = f"{self.prefix}-{os.getpid()}-{self.token}"
+        self.directory = os.path.join(SWARM_DIR, self.base)
+        self.wan = f"{self.base}-wan"
+        self.network = f"{self.base}-net"
+        self.service_name = f"{self.base}-svc"
+        self.nodes = [
+            SwarmNode(
+                name=f"n{k}",
+                index=k,
+                netns=f"{self.base}-n{k}",
+                directory=os.path.join(self.directory, f"n{k}"),
+                cgroup=f"{self.base}/n{k}",
+            )
+            for k in range(1, self.nodes_wanted + 1)
+        ]
+
+    @property
+    def manager(self) -> SwarmNode:
+        return self.nodes[0]
+
+    def node(self, name: str) -> SwarmNode:
+        return next(n for n in self.nodes if n.name == name)
+
+    # ------------------------------------------------------------ bring up
+    def up(self) -> Swarm:
+        reason = dockerd_missing()
+        if reason:
+            raise SwarmError(reason)
+        started = time.monotonic()
+        self._lock = _LabLock.take(self.base)
+        try:
+            self._build_wan()
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            with ThreadPoolExecutor(len(self.nodes)) as pool:
+                list(pool.map(self._start_dockerd, self.nodes))
+                self._form_swarm()
+                list(pool.map(self._load_image, self.nodes))
+                self.network_id = self.manager.docker(
+                    "network", "create", "-d", "overlay", "--attachable",
+                    "--subnet", f"{SUBNET}.0/24", self.network,
+                )  # fmt: skip
+                list(pool.map(self._run_container, self.nodes))
+            if self.service:
+                self.manager.docker(
+                    "service", "create", "-d", "--mode", "global", "--no-resolve-image",
+                    "--name", self.service_name, "--network", self.network, IMAGE, "sleep", "1d",
+                )  # fmt: skip
+            self.wait_converged()
+        except BaseException:
+            self.down()
+            raise
+        self.timings["up"] = time.monotonic() - started
+        return self
+
+    def _build_wan(self) -> None:
+        _run(["ip", "netns", "add", self.wan])
+        commands = ["link set lo up", "link add wan0 type bridge", f"addr add {WAN}.1/24 dev wan0"]
+        commands.append("link set wan0 up")
+        for node in self.nodes:
+            _run(["ip", "netns", "add", node.netns])
+            commands += [  # created inside the namespaces: nothing touches the root one
+                f"link add {node.name} type veth peer name eth0 netns {node.netns}",
+                f"link set {node.name} master wan0 up",
+            ]
+        _ip(self.wan, commands)
+        for node in self.nodes:
+            _ip(
+                node.netns,
+                ["link set lo up", f"addr add {node.addr}/24 dev eth0", "link set eth0 up"],
+            )
+
+    def _start_dockerd(self, node: SwarmNode) -> None:
+        for sub in ("", "data", "exec", "cli"):
+            os.makedirs(os.path.join(node.directory, sub), mode=0o700, exist_ok=True)
+        config = os.path.join(node.directory, "daemon.json")
+        with open(config, "w") as f:  # else every node shares /etc/docker/key.json
+            json.dump({"deprecated-key-path": os.path.join(node.data_root, "key.json")}, f)
+        os.makedirs(_cg("freezer", node.cgroup), exist_ok=True)
+        argv = [
+            "unshare", "--uts", "sh", "-c",
+            'echo "$0" > /proc/sys/kernel/hostname && exec "$@"', node.name,
+            "nsenter", f"--net={node.netns_path}", "--",
+            "dockerd", "--config-file", config,
+            "--data-root", node.data_root, "--exec-root", node.exec_root,
+            "--pidfile", os.path.join(node.directory, "docker.pid"),
+            "-H", node.endpoint, "--bridge=none", "--storage-driver=vfs",
+            "--cgroup-parent", f"/{node.cgroup}", "--log-level=warn",
+        ]  # fmt: skip
+        log = open(os.path.join(node.directory, "dockerd.log"), "wb")
+        with log:
+            node.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # Ctrl-C reaches us, and we tear down
+                preexec_fn=_join_cgroup(node.cgroup),
+            )
+        node.pid = node.proc.pid
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                node.client(timeout=2).ping()
+                return
+            except DockerError:
+                if node.proc.poll() is not None or time.monotonic() > deadline:
+                    raise SwarmError(
+                        f"{node.name}: dockerd did not start: {_tail(node.directory)}"
+                    ) from None
+                time.sleep(0.1)
+
+    def _form_swarm(self) -> None:
+        m = self.manager
+        m.docker("swarm", "init", "--advertise-addr", m.addr, "--listen-addr", f"{m.addr}:2377")
+        token = m.docker("swarm", "join-token", "-q", "worker")
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(
+                pool.map(
+                    lambda n: n.docker(
+                        "swarm",
+                        "join",
+                        "--token",
+                        token,
+                        "--advertise-addr",
+                        n.addr,
+                        "--listen-addr",
+                        f"{n.addr}:2377",
+                        f"{m.addr}:2377",
+                    ),  # fmt: skip
+                    self.nodes[1:],
+                )
+            )
+
+    def _load_image(self, node: SwarmNode) -> None:
+        tar_path = os.path.join(self.directory, "rootfs.tar")
+        if not os.path.exists(tar_path):
+            _busybox_rootfs(tar_path)
+        node.docker("import", tar_path, IMAGE)
+
+    def _run_container(self, node: SwarmNode) -> None:
+        name = f"{self.base}-c{node.index}"
+        node.docker(
+            "run", "-d", "--name", name, "--hostname", f"c{node.index}",
+            "--network", self.network, IMAGE, "sleep", "1d",
+        )  # fmt: skip
+        self.containers[node.name] = name
+
+    # ------------------------------------------------------------ views
+    def overlay_ns(self, node: SwarmNode) -> str:
+        """The path of the overlay network's namespace on `node` (<exec-root>/netns/N-<id>)."""
+        found = glob.glob(os.path.join(node.netns_dir, f"*-{self.network_id[:10]}"))
+        if not found:
+            raise SwarmError(f"{node.name}: no overlay namespace for {self.network}")
+        return found[0]
+
+    def engine_view(self, node: SwarmNode, timeout: float = 5.0) -> dict[str, Any]:
+        return node.client(timeout).get(f"/networks/{self.network_id}?verbose=true")
+
+    def expected_endpoints(self) -> int:
+        return len(self.nodes) * (2 if self.service else 1)
+
+    def wait_converged(self, timeout: float = 60) -> None:
+        """Until every node's engine lists every endpoint and its kernel has the remote ones."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = [n.name for n in self.nodes if not self._converged(n)]
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise SwarmError(f"the overlay did not converge on {', '.join(missing)}")
+            time.sleep(0.3)
+
+    def _converged(self, node: SwarmNode) -> bool:
+        try:
+            view = self.engine_view(node)
+        except DockerError:
+            return False
+        tasks = [t for s in (view.get("Services") or {}).values() for t in s.get("Tasks") or ()]
+        if len(tasks) < self.expected_endpoints() or len(view.get("Peers") or ()) < len(self.nodes):
+            return False
+        remote = {t["EndpointIP"] for t in tasks if t["Info"].get("Host IP") != node.addr}
+        try:
+            path = self.overlay_ns(node)
+        except SwarmError:
+            return False
+        out = subprocess.run(
+            ["nsenter", f"--net={path}", "ip", "-j", "neigh", "show", "nud", "permanent"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        known = {n.get("dst") for n in json.loads(out or "[]")}
+        return remote <= known
+
+    # ------------------------------------------------------------ faults
+    def block_vxlan(self, node: SwarmNode, other: SwarmNode) -> Callable[[], None]:
+        """Drop VXLAN (UDP 4789) between two nodes, in `node`'s namespace; returns the undo."""
+        rules = [
+            ["INPUT", "-s", other.addr, "-p", "udp", "--dport", "4789", "-j", "DROP"],
+            ["OUTPUT", "-d", other.addr, "-p", "udp", "--dport", "4789", "-j", "DROP"],
+        ]
+        for rule in rules:
+            _run(["nsenter", f"--net={node.netns_path}", "iptables", "-w", "-I", *rule])
+
+        def undo() -> None:
+            for rule in rules:
+                _run(["nsenter", f"--net={node.netns_path}", "iptables", "-w", "-D", *rule])
+
+        return undo
+
+    def cut(self, node: SwarmNode) -> Callable[[], None]:
+        """Take `node`'s wan link down (its port on the wan bridge); returns the undo."""
+        _ip(self.wan, [f"link set {node.name} down"])
+        return lambda: _ip(self.wan, [f"link set {node.name} up"])
+
+    def freeze(self, node: SwarmNode) -> Callable[[], None]:
+        """Freeze every process of `node` (cgroup freezer); returns the thaw."""
+        _freezer_state(node.cgroup, "FROZEN")
+        return lambda: _freezer_state(node.cgroup, "THAWED")
+
+    def kill_engine(self, node: SwarmNode) -> None:
+        """kill -9 the node's dockerd (containerd, shims and containers live on)."""
+        if node.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(node.pid, signal.SIGKILL)
+            if node.proc is not None:
+                node.proc.wait(timeout=10)
+
+    # ------------------------------------------------------------ tear down
+    def down(self) -> None:
+        """Remove everything this swarm made (idempotent; never raises for what is gone)."""
+        started = time.monotonic()
+        for node in self.nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    node.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for node in self.nodes:
+            if node.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    node.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        remove_swarm(self.base)
+        for node in self.nodes:
+            if node.proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    node.proc.wait(timeout=5)
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+        self.timings["down"] = time.monotonic() - started
+
+    def __enter__(self) -> Swarm:
+        return self.up()
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+# ---------------------------------------------------------------- removal by name
+def remove_swarm(base: str) -> None:
+    """Everything of swarm `base`: processes, mounts, shim sockets, cgroups, netns, files."""
+    directory = os.path.join(SWARM_DIR, base)
+    shim_sockets = _shim_sockets(directory)
+    _kill_cgroup(base)
+    _unmount_under(directory)
+    for path in shim_sockets:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    _remove_cgroups(base)
+    for name in _netns_of(base):
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    if os.path.isdir(directory):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_stale_swarms(prefix: str) -> list[str]:
+    """Remove the swarms of `prefix` whose owner died (their lock is free); their bases."""
+    removed: list[str] = []
+    try:
+        directory = PrivateDir.open(LABS_DIR)
+    except (OSError, UnsafePathError):
+        return removed
+    try:
+        for lock_name in sorted(os.listdir(directory.fd)):
+            base = lock_name[: -len(".lock")]
+            if not lock_name.endswith(".lock") or not base.startswith(f"{prefix}-"):
+                continue
+            try:
+                fd = directory.open_file(lock_name, os.O_RDWR)
+            except (OSError, UnsafePathError):
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive
+                remove_swarm(base)
+                os.unlink(lock_name, dir_fd=directory.fd)
+                removed.append(base)
+            finally:
+                os.close(fd)
+    finally:
+        directory.close()
+    return removed
+
+
+def leftovers(base: str) -> dict[str, list[str]]:
+    """What of swarm `base` is still on the host (all lists empty after a clean tear-down)."""
+    directory = os.path.join(SWARM_DIR, base)
+    procs = []
+    for pid in _pids_in(base):
+        procs.append(f"{pid} {_cmdline(pid)}")
+    return {
+        "processes": procs,
+        "netns": _netns_of(base),
+        "mounts": [m for m in _mountpoints() if m.startswith(directory + "/") or m == directory],
+        "cgroups": [os.path.join(c, base) for c in _controllers() if os.path.isdir(_cg(c, base))],
+        "files": [directory] if os.path.exists(directory) else [],
+        "shim_sockets": [p for p in _shim_sockets(directory) if os.path.exists(p)],
+    }
+
+
+def _controllers() -> list[str]:
+    found = []
+    for name in sorted(os.listdir(CGROUP_ROOT)):
+        path = os.path.join(CGROUP_ROOT, name)
+        if name != "unified" and os.path.isdir(path) and not os.path.islink(path):
+            if os.path.exists(os.path.join(path, "cgroup.procs")):
+                found.append(name)
+    return found
+
+
+def _cg(controller: str, relative: str) -> str:
+    return os.path.join(CGROUP_ROOT, controller, relative)
+
+
+def _join_cgroup(relative: str) -> Callable[[], None]:
+    # only the freezer: the other controllers keep the caller's limits (docker still makes
+    # the containers' cgroups under the same parent in every controller)
+    path = os.path.join(_cg("freezer", relative), "cgroup.procs")
+
+    def join() -> None:  # in the child, before exec: nothing it starts escapes the cgroup
+        with open(path, "w") as f:
+            f.write("0")
+
+    return join
+
+
+def _freezer_state(relative: str, state: str) -> None:
+    with open(os.path.join(_cg("freezer", relative), "freezer.state"), "w") as f:
+        f.write(state)
+    if state == "FROZEN":
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(os.path.join(_cg("freezer", relative), "freezer.state")) as f:
+                if f.read().strip() == "FROZEN":
+                    return
+            time.sleep(0.02)
+
+
+def _pids_in(base: str) -> list[int]:
+    pids: set[int] = set()
+    for root, _dirs, files in os.walk(_cg("freezer", base)):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError), open(os.path.join(root, "cgroup.procs")) as f:
+                pids.update(int(line) for line in f if line.strip())
+    return sorted(pids)
+
+
+def _kill_cgroup(base: str) -> None:
+    """SIGKILL every process in the swarm's cgroups (thawed first: a frozen one cannot die)."""
+    deadline = time.monotonic() + 10
+    while True:
+        for root, _dirs, files in os.walk(_cg("freezer", base)):
+            if "freezer.state" in files:
+                with contextlib.suppress(OSError), open(f"{root}/freezer.state", "w") as f:
+                    f.write("THAWED")
+        pids = _pids_in(base)
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _remove_cgroups(base: str) -> None:
+    for controller in _controllers():
+        top = _cg(controller, base)
+        for root, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            with contextlib.suppress(OSError):
+                os.rmdir(root)
+
+
+def _mountpoints() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            points.append(line.split()[4].encode().decode("unicode_escape"))
+    return points
+
+
+def _unmount_under(directory: str) -> None:
+    for _ in range(3):
+        points = [m for m in _mountpoints() if m == directory or m.startswith(directory + "/")]
+        if not points:
+            return
+        for point in sorted(points, key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+
+
+def _shim_sockets(directory: str) -> list[str]:
+    """The shim sockets of the nodes' containerds: /run/containerd/s/sha256(<address>/moby/<id>)."""
+    found = []
+    for address in glob.glob(os.path.join(directory, "n*/exec/containerd/containerd.sock")):
+        ids = glob.glob(
+            os.path.join(os.path.dirname(address), "daemon/io.containerd.runtime.v2.task/moby/*")
+        )
+        for task in ids:
+            key = os.path.join(address, "moby", os.path.basename(task))
+            found.append(os.path.join(SHIM_SOCKETS, hashlib.sha256(key.encode()).hexdigest()))
+    return found
+
+
+def _netns_of(base: str) -> list[str]:
+    try:
+        names = os.listdir(NETNS_DIR)
+    except OSError:
+        return []
+    return sorted(n for n in names if n.startswith(f"{base}-") and "-" not in n[len(base) + 1 :])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def _tail(directory: str) -> str:
+    try:
+        with open(os.path.join(directory, "dockerd.log"), errors="replace") as f:
+            lines = f.read().strip().splitlines()
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"
+
+
+def _busybox_rootfs(tar_path: str) -> None:
+    busybox = shutil.which("busybox")
+    tmp = tempfile.mktemp(dir=os.path.dirname(tar_path))
+    with tarfile.open(tmp, "w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in _APPLETS:
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+    os.replace(tmp, tar_path)
+
+
+def _run(argv: list[str], stdin: str | None = None) -> None:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise SwarmError(f"swarm: {' '.join(argv[:4])}: {detail[-1] if detail else 'failed'}")
+
+
+def _ip(netns: str, commands: list[str]) -> None:
+    _run(["ip", "-n", netns, "-batch", "-"], "\n".join(commands) + "\n")
+
+
+@contextlib.contextmanager
+def swarm_demo_session(nodes: int = 3) -> Iterator[Swarm]:
+    """The `--demo swarm` lab: built on entry, removed on exit, Ctrl-C or a crash."""
+    stale = remove_stale_swarms("nsdemoswarm")
+    if stale:
+        sys.stderr.write(
+            f"netns-shell: removed a demo swarm left behind by a killed run: {', '.join(stale)}\n"
+        )
+    swarm = Swarm(nodes_wanted=nodes, prefix="nsdemoswarm")
+    try:
+        swarm.up()
+        yield swarm
+    finally:
+        swarm.down()
