@@ -272,23 +272,15 @@ class Swarm:
         m = self.manager
         m.docker("swarm", "init", "--advertise-addr", m.addr, "--listen-addr", f"{m.addr}:2377")
         token = m.docker("swarm", "join-token", "-q", "worker")
+        join = ["swarm", "join", "--token", token, f"{m.addr}:2377"]
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(
-                pool.map(
-                    lambda n: n.docker(
-                        "swarm",
-                        "join",
-                        "--token",
-                        token,
-                        "--advertise-addr",
-                        n.addr,
-                        "--listen-addr",
-                        f"{n.addr}:2377",
-                        f"{m.addr}:2377",
-                    ),  # fmt: skip
-                    self.nodes[1:],
-                )
-            )
+            futures = [pool.submit(self._join, node, join) for node in self.nodes[1:]]
+            for future in futures:
+                future.result()
+
+    @staticmethod
+    def _join(node: SwarmNode, join: list[str]) -> None:
+        node.docker(*join, "--advertise-addr", node.addr, "--listen-addr", f"{node.addr}:2377")
 
     def _load_image(self, node: SwarmNode) -> None:
         tar_path = os.path.join(self.directory, "rootfs.tar")
