@@ -474,7 +474,7 @@ def _controllers() -> list[str]:
     found = []
     for name in sorted(os.listdir(CGROUP_ROOT)):
         path = os.path.join(CGROUP_ROOT, name)
-        if name != "unified" and os.path.isdir(path) and not os.path.islink(path):
+        if os.path.isdir(path) and not os.path.islink(path):
             if os.path.exists(os.path.join(path, "cgroup.procs")):
                 found.append(name)
     return found
