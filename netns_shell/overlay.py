@@ -28,7 +28,7 @@ from .netlink.neighbours import list_fdb, list_neighbours
 from .netlink.routes import route_get
 from .peers import PeerResolver
 
-__all__ = ["FLAGS", "overlay_rows"]
+__all__ = ["FLAGS", "overlay_rows", "underlay_namespace"]
 
 FLAGS = ("neigh-without-fdb", "fdb-without-neigh", "two-ports", "vtep-unreachable")
 _ZERO_MAC = "00:00:00:00:00:00"
@@ -154,7 +154,7 @@ def _unreachable_vteps(
     vteps = {vtep for item in macs.values() for vtep in item.vteps}
     if not vteps:
         return set()
-    underlay = _underlay(ns, sock, vxlans, entries)
+    underlay = underlay_namespace(ns, sock, vxlans, entries)
     try:
         with NetlinkSocket(underlay, strict=False) as route_sock:
             return {v for v in vteps if route_get(underlay, v, sock=route_sock) is None}
@@ -163,7 +163,7 @@ def _unreachable_vteps(
             underlay.close()
 
 
-def _underlay(
+def underlay_namespace(
     ns: NetNamespace, sock: NetlinkSocket, vxlans: list[dict], entries: list[NamespaceEntry]
 ) -> NetNamespace:
     """The namespace holding the vxlan's UDP socket: its link-netns, or `ns` itself."""
