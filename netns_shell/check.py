@@ -71,8 +71,9 @@ class KernelTables:
     fdb: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: IP -> neighbour record on the vxlan device
     neigh: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: VTEP -> (route record or None, underlay MTU toward it)
-    routes: dict[str, tuple[dict[str, Any] | None, int | None]] = field(default_factory=dict)
+    #: VTEP -> (route record or None, underlay MTU toward it); None: the namespace of the
+    #: vxlan's socket could not be found, so routes were not checked
+    routes: dict[str, tuple[dict[str, Any] | None, int | None]] | None = field(default_factory=dict)
 
     def digest(self) -> dict[str, int]:
         return {"fdb": sum(len(v) for v in self.fdb.values()), "neigh": len(self.neigh)}
@@ -100,6 +101,9 @@ def read_tables(
                 tables.neigh[entry["dst"]] = dict(entry)
         wanted = set(vteps) | {e["dst"] for es in tables.fdb.values() for e in es}
         underlay = underlay_namespace(ns, sock, vxlans, entries)
+        if underlay is ns and vxlan.get("link_netnsid") is not None:
+            tables.routes = None  # its socket lives elsewhere and that namespace is unnamed
+            return tables
         try:
             tables.routes = _routes(underlay, sorted(wanted))
         finally:
@@ -134,24 +138,26 @@ def check_node(
     tables: KernelTables,
     *,
     lb_endpoints: dict[str, Endpoint] | None = None,
+    silent_vteps: set[str] | None = None,
 ) -> list[Finding]:
     """The findings of one node for one network.
 
     `lb_endpoints` (IP -> endpoint): the other nodes' load-balancer endpoints, which
     no engine lists among its tasks (cluster mode reads them from each node).  Without
     them, one unexplained endpoint-shaped entry per live peer VTEP is taken for that
-    peer's load balancer when the network has services with a VIP.
+    peer's load balancer when the network has services with a VIP; in cluster mode that
+    guess is made only for `silent_vteps`, the nodes whose engine did not answer.
     """
     make = _Maker(view, tables)
     known = dict(view.endpoints)
     remote = {ip: e for ip, e in known.items() if not e.local}
-    if lb_endpoints is not None:
-        for ip, endpoint in lb_endpoints.items():
-            known.setdefault(ip, endpoint)
-            if not endpoint.local and endpoint.vtep != view.node_addr:
-                remote.setdefault(ip, endpoint)
-    else:
-        for ip, endpoint in _guess_peer_load_balancers(view, tables, known).items():
+    for ip, endpoint in (lb_endpoints or {}).items():
+        known.setdefault(ip, endpoint)  # a node out of gossip keeps its lb: only not stale
+        if not endpoint.local and endpoint.vtep in view.peers and endpoint.vtep != view.node_addr:
+            remote.setdefault(ip, endpoint)
+    guessed = _guess_peer_load_balancers(view, tables, known)
+    for ip, endpoint in guessed.items():
+        if lb_endpoints is None or endpoint.vtep in (silent_vteps or set()):
             known[ip] = remote[ip] = endpoint
     by_mac = {e.mac: e for e in known.values() if e.mac}
     findings: list[Finding] = []
@@ -247,7 +253,9 @@ def _peer_findings(make, view: EngineView, remote: dict[str, Endpoint]) -> list[
 
 
 def _route_findings(make, view, tables: KernelTables, remote) -> list[Finding]:
-    found = []
+    found: list[Finding] = []
+    if tables.routes is None:
+        return found
     vteps = sorted({e.vtep for e in remote.values() if e.vtep})
     for vtep in vteps:
         route, underlay_mtu = tables.routes.get(vtep, (None, None))

@@ -86,7 +86,9 @@ def run_check(
     if not checked:
         what = f"matching '{target}'" if target else "with a namespace on this node"
         raise CheckError(f"check: no overlay network {what}")
+    answering = {item.node.addr for item in checked}
     for item in checked:
+        silent = set(item.view.peers) - answering
         lbs = _other_load_balancers(item, checked) if cluster else None
         try:
             tables = read_tables(
@@ -100,7 +102,7 @@ def run_check(
                 | {"kind": "node-unreachable", "network": item.view.network}
             )
             continue
-        found = check_node(item.view, tables, lb_endpoints=lbs)
+        found = check_node(item.view, tables, lb_endpoints=lbs, silent_vteps=silent)
         report.findings += found
         report.digests.append(
             {

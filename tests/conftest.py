@@ -159,3 +159,12 @@ def _wait_for_own_netns(pid: int) -> None:
             pass
         time.sleep(0.02)
     raise RuntimeError(f"process {pid} did not enter a namespace of its own")
+
+
+@pytest.fixture(scope="session")
+def docker_swarm():
+    """A real 3-node swarm (netns_shell.swarm), one per test process, removed at the end."""
+    from tests.swarmenv import running_swarm
+
+    with running_swarm(3) as swarm:
+        yield swarm

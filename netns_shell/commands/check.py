@@ -63,7 +63,7 @@ def check(session: Session, args: dict[str, Any]) -> Result:
         nodes = len({d["node"] for d in report.digests})
         yield (
             f"{len(report.findings)} findings on {nodes} node(s) "
-            f"in {report.seconds:.1f} s" + ("" if report.findings else ": clean")
+            f"in {report.seconds:.2f} s" + ("" if report.findings else ": clean")
         )
 
     result = Result.picture(report.findings, _draw)

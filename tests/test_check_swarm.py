@@ -1,0 +1,253 @@
+"""`check` on a real 3-node swarm: each fault planted for real, the right kind named.
+
+Each planted fault is compared with the kernel (`bridge -j fdb`, `ip -j neigh` via
+nsenter) and with the engine (`docker -H NODE network inspect -v`), and removed
+afterwards, also when the test fails.  Faults that break the cluster (a cut
+link, a killed dockerd) get a swarm of their own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from netns_shell.engine_view import overlay_mac
+from netns_shell.swarm import SUBNET, leftovers
+from tests.swarmenv import (
+    engine_oracle,
+    fdb_oracle,
+    in_overlay,
+    neigh_oracle,
+    remote_tasks,
+    run_check,
+    running_swarm,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("swarm")]
+
+
+def _kinds(findings: list[dict]) -> set[tuple[str, str]]:
+    return {(f["kind"], f["node"]) for f in findings}
+
+
+def _container_ip(swarm, node) -> str:
+    """The IP of the container pinned on `node`, from the engine."""
+    view = engine_oracle(swarm, node)
+    name = swarm.containers[node.name]
+    return next(
+        c["IPv4Address"].split("/")[0] for c in view["Containers"].values() if c["Name"] == name
+    )
+
+
+@pytest.fixture
+def swarm(docker_swarm):
+    """The shared swarm, healthy before the test and after it (the test undoes its fault)."""
+    docker_swarm.wait_converged()
+    yield docker_swarm
+    docker_swarm.wait_converged()
+
+
+def test_a_healthy_cluster_has_no_findings(swarm):
+    for node in swarm.nodes:  # the oracle agrees the tables hold what the engine says
+        remote = remote_tasks(swarm, node)
+        neigh = neigh_oracle(swarm, node)
+        fdb = {e["mac"]: e["dst"] for e in fdb_oracle(swarm, node)}
+        for ip, vtep in remote.items():
+            assert neigh[ip]["lladdr"] == overlay_mac(ip)
+            assert fdb[overlay_mac(ip)] == vtep
+    run = run_check(swarm, "--cluster")
+    assert run.status == 0, run.stderr
+    assert run.json == []
+    assert "0 findings on 3 node(s)" in run.stderr
+    text = run_check(swarm, "--cluster").stderr
+    assert "clean" in text
+
+
+def test_stale_fdb_entry(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    mac = overlay_mac(f"{SUBNET}.200")
+    in_overlay(swarm, n1, "bridge", "fdb", "add", mac, "dev", "vxlan0", "dst", n2.addr,
+               "self", "permanent")  # fmt: skip
+    try:
+        assert any(e["mac"] == mac for e in fdb_oracle(swarm, n1))
+        run = run_check(swarm, first=n1)
+        assert run.status == 1
+        assert [(f["kind"], f["node"], f["mac"], f["vtep"]) for f in run.json] == [
+            ("stale-fdb", "n1", mac, n2.addr)
+        ]
+    finally:
+        in_overlay(swarm, n1, "bridge", "fdb", "del", mac, "dev", "vxlan0", "dst", n2.addr,
+                   "self")  # fmt: skip
+
+
+def test_stale_neighbour(swarm):
+    n1 = swarm.nodes[0]
+    ip = f"{SUBNET}.201"
+    in_overlay(swarm, n1, "ip", "neigh", "add", ip, "lladdr", overlay_mac(ip), "dev", "vxlan0",
+               "nud", "permanent")  # fmt: skip
+    try:
+        assert ip in neigh_oracle(swarm, n1)
+        assert ip not in str(engine_oracle(swarm, n1))
+        run = run_check(swarm, "--cluster")
+        assert run.status == 1
+        assert [(f["kind"], f["node"], f["ip"]) for f in run.json] == [("stale-neigh", "n1", ip)]
+    finally:
+        in_overlay(swarm, n1, "ip", "neigh", "del", ip, "dev", "vxlan0")
+
+
+def test_missing_fdb_and_neighbour(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip = _container_ip(swarm, n1)
+    mac = overlay_mac(ip)
+    in_overlay(swarm, n2, "bridge", "fdb", "del", mac, "dev", "vxlan0", "dst", n1.addr, "self")
+    in_overlay(swarm, n2, "ip", "neigh", "del", ip, "dev", "vxlan0")
+    try:
+        assert remote_tasks(swarm, n2)[ip] == n1.addr  # the engine still knows it
+        assert mac not in {e["mac"] for e in fdb_oracle(swarm, n2)}
+        run = run_check(swarm, first=n2)
+        assert run.status == 1
+        found = {(f["kind"], f["node"], f["ip"], f["vtep"]) for f in run.json}
+        assert found == {("missing-fdb", "n2", ip, n1.addr), ("missing-neigh", "n2", ip, n1.addr)}
+    finally:
+        in_overlay(swarm, n2, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n1.addr,
+                   "self", "permanent")  # fmt: skip
+        in_overlay(swarm, n2, "ip", "neigh", "replace", ip, "lladdr", mac, "dev", "vxlan0",
+                   "nud", "permanent")  # fmt: skip
+
+
+def test_wrong_vtep(swarm):
+    n1, n2, n3 = swarm.nodes
+    ip = _container_ip(swarm, n2)
+    mac = overlay_mac(ip)
+    in_overlay(swarm, n1, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n3.addr,
+               "self", "permanent")  # fmt: skip
+    try:
+        assert {e["mac"]: e["dst"] for e in fdb_oracle(swarm, n1)}[mac] == n3.addr
+        run = run_check(swarm, first=n1)
+        assert run.status == 1
+        [finding] = run.json
+        assert (finding["kind"], finding["ip"], finding["vtep"]) == ("wrong-vtep", ip, n3.addr)
+        assert finding["expected"] == f"dst {n2.addr}"
+    finally:
+        in_overlay(swarm, n1, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n2.addr,
+                   "self", "permanent")  # fmt: skip
+
+
+def test_mac_ip_mismatch(swarm):
+    n1, n3 = swarm.nodes[0], swarm.nodes[2]
+    ip = _container_ip(swarm, n3)
+    wrong = overlay_mac(f"{SUBNET}.202")
+    in_overlay(swarm, n1, "ip", "neigh", "replace", ip, "lladdr", wrong, "dev", "vxlan0",
+               "nud", "permanent")  # fmt: skip
+    try:
+        assert neigh_oracle(swarm, n1)[ip]["lladdr"] == wrong
+        run = run_check(swarm, first=n1)
+        assert [(f["kind"], f["ip"], f["mac"]) for f in run.json] == [
+            ("mac-ip-mismatch", ip, wrong)
+        ]
+    finally:
+        in_overlay(swarm, n1, "ip", "neigh", "replace", ip, "lladdr", overlay_mac(ip), "dev",
+                   "vxlan0", "nud", "permanent")  # fmt: skip
+
+
+def test_learned_only(swarm):
+    n2, n3 = swarm.nodes[1], swarm.nodes[2]
+    ip = _container_ip(swarm, n3)
+    mac = overlay_mac(ip)
+    in_overlay(swarm, n2, "bridge", "fdb", "del", mac, "dev", "vxlan0", "dst", n3.addr, "self")
+    in_overlay(swarm, n2, "bridge", "fdb", "add", mac, "dev", "vxlan0", "dst", n3.addr, "self",
+               "dynamic")  # fmt: skip
+    try:
+        entry = next(e for e in fdb_oracle(swarm, n2) if e["mac"] == mac)
+        assert entry.get("state") != "permanent"  # iproute2 shows a learned entry
+        run = run_check(swarm, first=n2)
+        assert [(f["kind"], f["node"], f["ip"]) for f in run.json] == [("learned-only", "n2", ip)]
+    finally:
+        in_overlay(swarm, n2, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n3.addr,
+                   "self", "permanent")  # fmt: skip
+
+
+def test_vtep_unreachable(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    rule = ["ip", "-n", n1.netns, "route", "add", "unreachable", f"{n2.addr}/32"]
+    import subprocess
+
+    subprocess.run(rule, check=True)
+    try:
+        run = run_check(swarm, first=n1)
+        assert [(f["kind"], f["vtep"]) for f in run.json] == [("vtep-unreachable", n2.addr)]
+    finally:
+        subprocess.run(["ip", "-n", n1.netns, "route", "del", "unreachable", f"{n2.addr}/32"])
+
+
+def test_blocked_vxlan_leaves_the_control_plane_unchanged(swarm):
+    """DESIGN fact 13: dropping UDP 4789 changes no table, so `check` has nothing to say."""
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    undo = swarm.block_vxlan(n1, n2)
+    try:
+        run = run_check(swarm, "--cluster")
+        assert (run.status, run.json) == (0, [])
+    finally:
+        undo()
+
+
+def test_a_frozen_node_is_unreachable_and_the_others_answer(swarm):
+    n3 = swarm.nodes[2]
+    thaw = swarm.freeze(n3)
+    try:
+        started = time.monotonic()
+        run = run_check(swarm, "--cluster", "--timeout", "1")
+        took = time.monotonic() - started
+    finally:
+        thaw()
+    assert took < 10
+    kinds = _kinds(run.json)
+    assert ("node-unreachable", "n3") in kinds
+    assert "no answer within 1 s" in run.json[0]["found"]
+    assert "n1 " in run.stderr and "n2 " in run.stderr  # the others' digests
+
+
+@pytest.fixture(scope="module")
+def breakable_swarm():
+    with running_swarm(3) as swarm:
+        yield swarm
+    assert all(not v for v in leftovers(swarm.base).values()), leftovers(swarm.base)
+
+
+def _poll(swarm, want, timeout: float = 30) -> list[dict]:
+    """`check --cluster` until a finding satisfies `want`; every run's findings."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = run_check(swarm, "--cluster", "--timeout", "2")
+        seen += run.json
+        if any(want(f) for f in run.json):
+            return seen
+        time.sleep(0.5)
+    raise AssertionError(f"not reported within {timeout} s: {sorted(_kinds(seen))}")
+
+
+def test_a_cut_node_is_missing_from_peers(breakable_swarm):
+    swarm = breakable_swarm
+    n1, _n2, n3 = swarm.nodes
+    swarm.cut(n3)  # left cut: the next test kills another node of this swarm
+    seen = _poll(swarm, lambda f: f["kind"] == "peer-missing" and f["node"] == "n1")
+    assert n3.addr not in {p["IP"] for p in engine_oracle(swarm, n1)["Peers"]}
+    missing = {(f["node"], f["vtep"]) for f in seen if f["kind"] == "peer-missing"}
+    assert ("n1", n3.addr) in missing
+
+
+def test_a_killed_engine_is_unreachable_and_its_entries_stay(breakable_swarm):
+    swarm = breakable_swarm
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    before = fdb_oracle(swarm, n2)
+    swarm.kill_engine(n2)
+    run = run_check(swarm, "--cluster", "--timeout", "2")
+    assert ("node-unreachable", "n2") in _kinds(run.json)
+    assert fdb_oracle(swarm, n2) == before  # fact 13: its own permanent entries stay
+    # the others' engines drop it from their gossip: peer-missing while they still list it,
+    # or its entries are gone from their tables, never stale entries left on them
+    seen = _poll(swarm, lambda f: f["kind"] == "peer-missing" and f["vtep"] == n2.addr)
+    assert ("peer-missing", "n1") in _kinds(seen)
+    assert n2.addr not in {p["IP"] for p in engine_oracle(swarm, n1)["Peers"]}
