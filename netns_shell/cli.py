@@ -65,8 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list every namespace (same as -c ns)")
     parser.add_argument(
         "--demo",
-        action="store_true",
-        help="build a throwaway overlay-shaped lab, open the shell in it, remove it on exit",
+        nargs="?",
+        const="lab",
+        choices=("lab", "swarm"),
+        help="build a throwaway overlay-shaped lab (or, with 'swarm', a real 3-node Docker "
+        "swarm when dockerd is installed), open the shell in it, remove it on exit",
     )
     parser.add_argument(
         "--read-only",
@@ -289,6 +292,11 @@ def _main(argv: list[str]) -> int:
     from .privileges import require_root_for_namespaces
 
     require_root_for_namespaces()
+    if options.demo == "swarm":
+        from .swarm import swarm_demo_session
+
+        with swarm_demo_session() as swarm:
+            return _run(options, initial_target=swarm.overlay_ns(swarm.manager))
     if options.demo:
         from .lab import demo_session
 

@@ -629,8 +629,29 @@ def swarm_demo_session(nodes: int = 3) -> Iterator[Swarm]:
             f"netns-shell: removed a demo swarm left behind by a killed run: {', '.join(stale)}\n"
         )
     swarm = Swarm(nodes_wanted=nodes, prefix="nsdemoswarm")
+    saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "NETNS_SHELL_NODES", "NETNS_SHELL_PATH")}
     try:
         swarm.up()
+        # the shell's names come from node 1's engine; `check --cluster` asks every node;
+        # `ns` lists the nodes' namespace files
+        os.environ["DOCKER_HOST"] = swarm.manager.endpoint
+        os.environ["NETNS_SHELL_NODES"] = ",".join(f"{n.name}={n.endpoint}" for n in swarm.nodes)
+        os.environ["NETNS_SHELL_PATH"] = ":".join(n.netns_dir for n in swarm.nodes)
+        sys.stderr.write(
+            f"netns-shell: demo swarm up in {swarm.timings['up']:.1f} s: {len(swarm.nodes)} "
+            f"dockerd nodes ({', '.join(n.name + ' ' + n.addr for n in swarm.nodes)}), "
+            f"overlay {swarm.network}, one container per node and a global service; "
+            f"everything named {swarm.base}*\n"
+            f"  the shell starts in n1's overlay namespace; try: overlay, fdb, neigh, "
+            "check, check --cluster\n"
+            f"  a node's engine: docker -H {swarm.manager.endpoint} ...\n"
+            "  everything is removed when you leave (exit or Ctrl-D)\n"
+        )
         yield swarm
     finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         swarm.down()

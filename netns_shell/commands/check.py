@@ -45,8 +45,11 @@ def _draw(findings: Iterable[Record]) -> Iterator[str]:
 def check(session: Session, args: dict[str, Any]) -> Result:
     from ..cluster import run_check
 
+    nodes = args["nodes"]
+    if nodes is None and os.environ.get("NETNS_SHELL_NODES"):
+        nodes = _nodes(os.environ["NETNS_SHELL_NODES"])
     report = run_check(
-        args["nodes"] or [],
+        nodes or [],
         target=args["target"],
         cluster=bool(args["cluster"]),
         entries=session.namespaces(fresh=True),
@@ -89,7 +92,7 @@ def register(registry: Registry) -> None:
             metavar="NAME=ENDPOINT,...",
             convert=_nodes,
             help="the nodes' engines (unix:// sockets), the first being this node; "
-            "default: this shell's engine",
+            "default: $NETNS_SHELL_NODES, else this shell's engine",
         ),
         Param(
             "timeout",
