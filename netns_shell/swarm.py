@@ -23,9 +23,7 @@ host's own engine.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
-import hashlib
 import json
 import os
 import secrets
@@ -43,8 +41,17 @@ from typing import Any
 
 from .docker import DockerClient, DockerError
 from .errors import NetnsShellError
-from .files import PrivateDir, UnsafePathError
-from .lab import LABS_DIR, NETNS_DIR, _LabLock
+from .lab import NETNS_DIR, _LabLock
+from .swarm_teardown import (
+    CGROUP_ROOT,
+    SWARM_DIR,
+    cgroup_path,
+    freezer_state,
+    join_cgroup,
+    leftovers,
+    remove_stale_swarms,
+    remove_swarm,
+)
 
 __all__ = [
     "SWARM_DIR",
@@ -52,14 +59,12 @@ __all__ = [
     "SwarmError",
     "SwarmNode",
     "dockerd_missing",
+    "leftovers",
     "remove_stale_swarms",
+    "remove_swarm",
     "swarm_demo_session",
 ]
 
-#: each run's node directories (data root, exec root, socket, logs)
-SWARM_DIR = "/run/netns-shell/swarm"
-CGROUP_ROOT = "/sys/fs/cgroup"
-SHIM_SOCKETS = "/run/containerd/s"
 WAN = "198.18.0"
 SUBNET = "10.199.0"
 IMAGE = "netns-shell-swarm-busybox:latest"
@@ -234,7 +239,7 @@ class Swarm:
         config = os.path.join(node.directory, "daemon.json")
         with open(config, "w") as f:  # else every node shares /etc/docker/key.json
             json.dump({"deprecated-key-path": os.path.join(node.data_root, "key.json")}, f)
-        os.makedirs(_cg("freezer", node.cgroup), exist_ok=True)
+        os.makedirs(cgroup_path("freezer", node.cgroup), exist_ok=True)
         argv = [
             "unshare", "--uts", "sh", "-c",
             'echo "$0" > /proc/sys/kernel/hostname && exec "$@"', node.name,
@@ -253,7 +258,7 @@ class Swarm:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # Ctrl-C reaches us, and we tear down
-                preexec_fn=_join_cgroup(node.cgroup),
+                preexec_fn=join_cgroup(node.cgroup),
             )
         node.pid = node.proc.pid
         deadline = time.monotonic() + 30
@@ -365,8 +370,8 @@ class Swarm:
 
     def freeze(self, node: SwarmNode) -> Callable[[], None]:
         """Freeze every process of `node` (cgroup freezer); returns the thaw."""
-        _freezer_state(node.cgroup, "FROZEN")
-        return lambda: _freezer_state(node.cgroup, "THAWED")
+        freezer_state(node.cgroup, "FROZEN")
+        return lambda: freezer_state(node.cgroup, "THAWED")
 
     def kill_engine(self, node: SwarmNode) -> None:
         """kill -9 the node's dockerd (containerd, shims and containers live on)."""
@@ -404,188 +409,6 @@ class Swarm:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
-
-
-# ---------------------------------------------------------------- removal by name
-def remove_swarm(base: str) -> None:
-    """Everything of swarm `base`: processes, mounts, shim sockets, cgroups, netns, files."""
-    directory = os.path.join(SWARM_DIR, base)
-    shim_sockets = _shim_sockets(directory)
-    _kill_cgroup(base)
-    _unmount_under(directory)
-    for path in shim_sockets:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    _remove_cgroups(base)
-    for name in _netns_of(base):
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
-    if os.path.isdir(directory):
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def remove_stale_swarms(prefix: str) -> list[str]:
-    """Remove the swarms of `prefix` whose owner died (their lock is free); their bases."""
-    removed: list[str] = []
-    try:
-        directory = PrivateDir.open(LABS_DIR)
-    except (OSError, UnsafePathError):
-        return removed
-    try:
-        for lock_name in sorted(os.listdir(directory.fd)):
-            base = lock_name[: -len(".lock")]
-            if not lock_name.endswith(".lock") or not base.startswith(f"{prefix}-"):
-                continue
-            try:
-                fd = directory.open_file(lock_name, os.O_RDWR)
-            except (OSError, UnsafePathError):
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its owner is alive
-                remove_swarm(base)
-                os.unlink(lock_name, dir_fd=directory.fd)
-                removed.append(base)
-            finally:
-                os.close(fd)
-    finally:
-        directory.close()
-    return removed
-
-
-def leftovers(base: str) -> dict[str, list[str]]:
-    """What of swarm `base` is still on the host (all lists empty after a clean tear-down)."""
-    directory = os.path.join(SWARM_DIR, base)
-    procs = []
-    for pid in _pids_in(base):
-        procs.append(f"{pid} {_cmdline(pid)}")
-    return {
-        "processes": procs,
-        "netns": _netns_of(base),
-        "mounts": [m for m in _mountpoints() if m.startswith(directory + "/") or m == directory],
-        "cgroups": [os.path.join(c, base) for c in _controllers() if os.path.isdir(_cg(c, base))],
-        "files": [directory] if os.path.exists(directory) else [],
-        "shim_sockets": [p for p in _shim_sockets(directory) if os.path.exists(p)],
-    }
-
-
-def _controllers() -> list[str]:
-    found = []
-    for name in sorted(os.listdir(CGROUP_ROOT)):
-        path = os.path.join(CGROUP_ROOT, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            if os.path.exists(os.path.join(path, "cgroup.procs")):
-                found.append(name)
-    return found
-
-
-def _cg(controller: str, relative: str) -> str:
-    return os.path.join(CGROUP_ROOT, controller, relative)
-
-
-def _join_cgroup(relative: str) -> Callable[[], None]:
-    # only the freezer: the other controllers keep the caller's limits (docker still makes
-    # the containers' cgroups under the same parent in every controller)
-    path = os.path.join(_cg("freezer", relative), "cgroup.procs")
-
-    def join() -> None:  # in the child, before exec: nothing it starts escapes the cgroup
-        with open(path, "w") as f:
-            f.write("0")
-
-    return join
-
-
-def _freezer_state(relative: str, state: str) -> None:
-    with open(os.path.join(_cg("freezer", relative), "freezer.state"), "w") as f:
-        f.write(state)
-    if state == "FROZEN":
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with open(os.path.join(_cg("freezer", relative), "freezer.state")) as f:
-                if f.read().strip() == "FROZEN":
-                    return
-            time.sleep(0.02)
-
-
-def _pids_in(base: str) -> list[int]:
-    pids: set[int] = set()
-    for root, _dirs, files in os.walk(_cg("freezer", base)):
-        if "cgroup.procs" in files:
-            with contextlib.suppress(OSError), open(os.path.join(root, "cgroup.procs")) as f:
-                pids.update(int(line) for line in f if line.strip())
-    return sorted(pids)
-
-
-def _kill_cgroup(base: str) -> None:
-    """SIGKILL every process in the swarm's cgroups (thawed first: a frozen one cannot die)."""
-    deadline = time.monotonic() + 10
-    while True:
-        for root, _dirs, files in os.walk(_cg("freezer", base)):
-            if "freezer.state" in files:
-                with contextlib.suppress(OSError), open(f"{root}/freezer.state", "w") as f:
-                    f.write("THAWED")
-        pids = _pids_in(base)
-        if not pids or time.monotonic() > deadline:
-            return
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.05)
-
-
-def _remove_cgroups(base: str) -> None:
-    for controller in _controllers():
-        top = _cg(controller, base)
-        for root, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
-            with contextlib.suppress(OSError):
-                os.rmdir(root)
-
-
-def _mountpoints() -> list[str]:
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            points.append(line.split()[4].encode().decode("unicode_escape"))
-    return points
-
-
-def _unmount_under(directory: str) -> None:
-    for _ in range(3):
-        points = [m for m in _mountpoints() if m == directory or m.startswith(directory + "/")]
-        if not points:
-            return
-        for point in sorted(points, key=len, reverse=True):
-            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-
-
-def _shim_sockets(directory: str) -> list[str]:
-    """The shim sockets of the nodes' containerds: /run/containerd/s/sha256(<address>/moby/<id>)."""
-    found = []
-    for address in glob.glob(os.path.join(directory, "n*/exec/containerd/containerd.sock")):
-        ids = glob.glob(
-            os.path.join(os.path.dirname(address), "daemon/io.containerd.runtime.v2.task/moby/*")
-        )
-        for task in ids:
-            key = os.path.join(address, "moby", os.path.basename(task))
-            found.append(os.path.join(SHIM_SOCKETS, hashlib.sha256(key.encode()).hexdigest()))
-    return found
-
-
-def _netns_of(base: str) -> list[str]:
-    try:
-        names = os.listdir(NETNS_DIR)
-    except OSError:
-        return []
-    return sorted(n for n in names if n.startswith(f"{base}-") and "-" not in n[len(base) + 1 :])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except OSError:
-        return "?"
 
 
 def _tail(directory: str) -> str:
