@@ -242,10 +242,29 @@ def _pid(text: str) -> int:
     return value
 
 
+def _closed_standard_streams() -> int | None:
+    """Started with a standard stream closed (`<&-`, `>&-`, `2>&-`): Python leaves it None.
+
+    A closed stdin reads as empty and a closed stderr discards; a closed stdout
+    is an error, as for other tools (the output would go nowhere).
+    """
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)
+    if sys.stdout is None:
+        sys.stderr.write("netns-shell: standard output is closed\n")
+        return 2
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run netns-shell; returns the exit status (the console script exits with it)."""
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
+    closed = _closed_standard_streams()
+    if closed is not None:
+        return closed
     try:
         return _main(sys.argv[1:] if argv is None else argv)
     except ExitShell as exc:

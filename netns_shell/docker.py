@@ -125,17 +125,16 @@ def _remaining(deadline: float) -> float:
 
 def _read_all(sock: socket.socket, deadline: float, max_bytes: int) -> bytes:
     """Everything until the engine closes, within `deadline` and `max_bytes` (plus headers)."""
-    chunks = []
-    size = 0
+    answer = bytearray()
+    scratch = bytearray(65536)
     while True:
         sock.settimeout(_remaining(deadline))
-        chunk = sock.recv(65536)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > max_bytes + 65536:
+        size = sock.recv_into(scratch)
+        if not size:
+            return bytes(answer)
+        if len(answer) + size > max_bytes + 65536:
             raise DockerError(f"the engine's answer is larger than {max_bytes >> 20} MiB; refused")
-        chunks.append(chunk)
+        answer += memoryview(scratch)[:size]
 
 
 def _parse_response(raw: bytes) -> tuple[int, bytes]:

@@ -799,3 +799,86 @@ def test_durations_that_are_not_a_finite_positive_number_are_refused(lab, value)
     run = netns_shell(lab.entry_path, "-c", f"capture --duration {value} -c 1")
     assert run.status == 2 and "positive number of seconds" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr
+
+
+def test_python_m_does_not_import_from_the_current_directory(lab, tmp_path):
+    """`python -m netns_shell` put the current directory first on sys.path: a `tabulate.py`
+    or `prompt_toolkit/` planted where root runs it was imported with root's privileges."""
+    marker = tmp_path / "imported"
+    plant = f"open({str(marker)!r}, 'a').write(__name__ + '\\n')\n"
+    for name in ("tabulate", "pyroute2", "grpc"):
+        (tmp_path / f"{name}.py").write_text(plant)
+    (tmp_path / "prompt_toolkit").mkdir()
+    (tmp_path / "prompt_toolkit" / "__init__.py").write_text(plant)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "netns_shell", "--no-pager", "--net", lab.entry_path],
+        cwd=str(tmp_path),
+        env={**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+        encoding="utf-8",
+        timeout=20,
+        dimensions=(40, 200),
+    )
+    try:
+        child.expect(r"\]")  # the prompt
+        child.sendline("links")
+        child.expect("vxlan0")
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert not marker.exists(), marker.read_text()
+
+
+@pytest.mark.parametrize(
+    "redirect, status, message",
+    [("<&-", 0, ""), (">&-", 2, "standard output is closed"), ("2>&-", 0, None)],
+)
+def test_closed_standard_streams_give_a_line_not_a_traceback(lab, redirect, status, message):
+    script = f"{shlex.quote(sys.executable)} -m netns_shell --net {lab.entry_path} -c links"
+    proc = subprocess.run(
+        ["sh", "-c", f"{script} {redirect}"], capture_output=True, text=True, timeout=30
+    )
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert proc.returncode == status, proc.stderr
+    if message is not None:
+        assert message in proc.stderr
+    repl = subprocess.run(
+        ["sh", "-c", f"{shlex.quote(sys.executable)} -m netns_shell --net {lab.entry_path} <&-"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert repl.returncode == 0 and "Traceback" not in repl.stderr, repl.stderr
+
+
+def _slow_filter() -> str:
+    """A filter within the size limit that libpcap's optimiser takes many seconds over."""
+    words = " or ".join(f"port {i}" for i in range(1, 2000))
+    return words[:8000].rsplit(" or ", 1)[0]
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_filter_that_compiles_for_minutes_yields_to_signals(netns, signum, status):
+    """libpcap compiled a huge filter for minutes with SIGTERM pending; now the compilation
+    is abandoned on a signal and the shell exits at once."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netns_shell", netns, "-c", f"capture -i lo {_slow_filter()}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    assert proc.poll() is None
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.5
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and "internal error" not in err, err
+
+
+def test_a_filter_past_the_limits_is_refused_in_one_line(netns):
+    run = netns_shell(netns, "-c", "capture -i lo " + " or ".join(["icmp"] * 3000))
+    assert run.status == 2 and "at most 8192" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1

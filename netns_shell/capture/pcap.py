@@ -52,6 +52,12 @@ _ERRBUF_SIZE = 256
 _NETMASK_UNKNOWN = 0xFFFFFFFF
 
 
+#: longer filter expressions are refused (tcpdump's own examples stay under 200 characters)
+MAX_FILTER_CHARS = 8192
+#: libpcap gets this long to compile a filter before the capture gives up on it
+COMPILE_SECONDS = 10.0
+
+
 class _Timeval(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_usec", ctypes.c_long)]
 
@@ -152,6 +158,63 @@ def _text(raw: bytes | None) -> str:
 def library_version() -> str:
     """libpcap's version string, e.g. 'libpcap version 1.10.3 (with TPACKET_V3)'."""
     return _text(libpcap().pcap_lib_version())
+
+
+def compile_filter(
+    expression: str, linktype: int, snaplen: int, *, seconds: float = COMPILE_SECONDS
+) -> _BpfProgram:
+    """A compiled BPF program for `expression` (the caller frees it with pcap_freecode).
+
+    The compilation runs on a worker thread; this thread waits, so signals
+    (Ctrl-C, SIGTERM) are handled at once, and after `seconds` the expression
+    is refused as too complex.  An abandoned compilation finishes (and frees
+    what it made) on its own.
+    """
+    import threading
+
+    if len(expression) > MAX_FILTER_CHARS:
+        raise BadFilterError(
+            f"filter expression is {len(expression)} characters long; "
+            f"at most {MAX_FILTER_CHARS} are accepted"
+        )
+    lib = libpcap()
+    state: dict[str, Any] = {"abandoned": False}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def work() -> None:
+        dead = lib.pcap_open_dead(linktype, snaplen)
+        program = _BpfProgram()
+        status = (
+            -1
+            if not dead
+            else lib.pcap_compile(
+                dead, ctypes.byref(program), expression.encode(), 1, _NETMASK_UNKNOWN
+            )
+        )
+        message = _text(lib.pcap_geterr(dead)) if dead and status != 0 else "out of memory"
+        with lock:
+            abandoned = state["abandoned"]
+            if not abandoned:
+                state.update(status=status, program=program, message=message)
+        if abandoned and status == 0:
+            lib.pcap_freecode(ctypes.byref(program))
+        if dead:
+            lib.pcap_close(dead)
+        done.set()
+
+    threading.Thread(target=work, name="bpf-compile", daemon=True).start()
+    try:
+        finished = done.wait(seconds)
+    finally:
+        with lock:
+            if "status" not in state:
+                state["abandoned"] = True
+    if not finished and "status" not in state:
+        raise BadFilterError(f"filter too complex: libpcap did not compile it within {seconds:g} s")
+    if state["status"] != 0:
+        raise BadFilterError(f"bad filter '{expression}': {state['message']}")
+    return state["program"]
 
 
 def datalink_name(linktype: int) -> str:
@@ -318,15 +381,14 @@ class Handle:
     def set_filter(self, expression: str) -> None:
         """Compile `expression` (tcpdump syntax) and attach it (SO_ATTACH_FILTER).
 
-        Raises CaptureError carrying libpcap's message for a bad expression.
+        Raises BadFilterError carrying libpcap's message for a bad expression.
+        libpcap's optimiser can take minutes on a huge expression and cannot be
+        interrupted, so the expression is bounded in size and compiled on a
+        worker thread (against a dead handle of the same link type): Ctrl-C,
+        SIGTERM or the time limit abandon it there.
         """
         lib = libpcap()
-        program = _BpfProgram()
-        compiled = lib.pcap_compile(
-            self.pointer, ctypes.byref(program), expression.encode(), 1, _NETMASK_UNKNOWN
-        )
-        if compiled != 0:
-            raise BadFilterError(f"bad filter '{expression}': {self.error()}")
+        program = compile_filter(expression, self.linktype, self.snaplen)
         try:
             if lib.pcap_setfilter(self.pointer, ctypes.byref(program)) != 0:
                 raise CaptureError(f"cannot attach filter '{expression}': {self.error()}")
