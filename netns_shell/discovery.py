@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,12 +190,12 @@ def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, str, int, int]], list[str
         for name in names:
             path = os.path.join(directory, name)
             try:
-                st = os.stat(path)
+                st = os.lstat(path)  # a symlink is never a name: it could rename any namespace
             except OSError:
                 continue
             if st.st_dev == nsfs_dev:
                 found.append((path, os.path.join(real, name), st.st_dev, st.st_ino))
-            elif os.path.isfile(path):
+            elif stat.S_ISREG(st.st_mode):
                 broken.append(path)
     return found, broken
 

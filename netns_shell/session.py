@@ -14,6 +14,7 @@ import contextlib
 import difflib
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -340,7 +341,11 @@ def _named_file(name: str) -> str | None:
         return None
     for directory in search_dirs():
         path = os.path.join(directory, name)
-        if os.path.isfile(path):
+        try:
+            st = os.lstat(path)  # a symlink is not a name (discovery skips them too)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
             return path
     return None
 

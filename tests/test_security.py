@@ -882,3 +882,26 @@ def test_a_filter_past_the_limits_is_refused_in_one_line(netns):
     run = netns_shell(netns, "-c", "capture -i lo " + " or ".join(["icmp"] * 3000))
     assert run.status == 2 and "at most 8192" in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_symlink_in_a_search_directory_names_nothing(tmpdir_clean):
+    """A symlink planted in an earlier search directory (one a container can write to) gave its
+    name to the namespace it points at: `use` by that name entered someone else's namespace."""
+    early, late = tmpdir_clean / "early" / "netns", tmpdir_clean / "late" / "netns"
+    early.mkdir(parents=True)
+    late.mkdir(parents=True)
+    real = late / unique("real-")
+    real.touch()
+    subprocess.run(["unshare", f"--net={real}", "true"], check=True)
+    decoy = early / "looks-harmless"
+    decoy.symlink_to(real)
+    (early / "points-at-host").symlink_to("/proc/1/ns/net")
+    env = {"NETNS_SHELL_PATH": f"{early}:{late}"}
+    run = netns_shell("--json", "--list", env=env)
+    assert run.status == 0, run.stderr
+    names = {r["name"] for r in run.json}
+    paths = {p for r in run.json for p in r["paths"]}
+    assert real.name in names and "looks-harmless" not in names and "points-at-host" not in names
+    assert str(decoy) not in paths
+    entered = netns_shell("looks-harmless", "-c", "links", env=env)
+    assert entered.status != 0 and "Traceback" not in entered.stderr
