@@ -316,6 +316,7 @@ def test_reads_a_file_tcpdump_wrote(pair, tmp_path):
     run = netns_shell("-c", f"capture -r {path} -c 3 -w {copy} udp port 5555")
     assert run.status == 0, run.stderr
     assert len(tshark_fields(copy, "udp.dstport")) == 3
+    assert run.stderr.splitlines()[-1] == "3 packets written", run.stderr  # the count is exact
 
 
 def test_live_view_shows_and_counts_every_packet(pair):
