@@ -14,6 +14,7 @@ known only through processes is named `pid:<lowest pid>`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -132,10 +133,32 @@ class NamespaceEntry:
         return rec
 
 
+@functools.lru_cache(maxsize=64)
+def _docker_netns_dir(directory: str) -> bool:
+    """Is `directory` a Docker engine's namespace directory (`<exec-root>/netns`)?
+
+    The default exec-root is /var/run/docker; an engine started with another
+    `--exec-root` (several engines on one host) is known by what dockerd keeps
+    beside `netns`: its `libnetwork` and `runtime-runc` directories.
+    """
+    if directory.endswith("/docker/netns"):
+        return True
+    if os.path.basename(directory) != "netns":
+        return False
+    parent = os.path.dirname(directory)
+    for marker in ("libnetwork", "runtime-runc"):
+        try:
+            if stat.S_ISDIR(os.lstat(os.path.join(parent, marker)).st_mode):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def kind_of(path: str) -> str:
     """The kind of namespace a file's location and name suggest."""
     directory, name = os.path.split(path)
-    if directory.endswith("/docker/netns"):
+    if _docker_netns_dir(directory):
         if _OVERLAY_RE.match(name):
             return KIND_OVERLAY
         if name.startswith("lb_"):

@@ -126,3 +126,26 @@ def test_human_listing_marks_current_and_shows_names(lab):
     line = next(x for x in run.stdout.splitlines() if lab.overlay in x)
     assert line.startswith("* ")
     assert "named" in line
+
+
+def test_an_engine_with_its_own_exec_root_has_docker_kinds(tmpdir_clean):
+    """dockerd --exec-root=DIR keeps its namespaces in DIR/netns beside DIR/libnetwork: they
+    are Docker's (overlay, sandbox, ...) wherever DIR is; a plain `netns` directory is not."""
+    engine = tmpdir_clean / "engine-b"
+    (engine / "netns").mkdir(parents=True)
+    (engine / "libnetwork").mkdir()
+    plain = tmpdir_clean / "plain" / "netns"
+    plain.mkdir(parents=True)
+    files = {
+        engine / "netns" / "1-abcdefgh12": "docker overlay",
+        engine / "netns" / "0123456789ab": "docker sandbox",
+        engine / "netns" / "ingress_sbox": "docker ingress",
+        plain / "1-abcdefgh12": "named",
+    }
+    for path in files:
+        path.touch()
+        subprocess.run(["unshare", f"--net={path}", "true"], check=True)
+    records = _ns({"NETNS_SHELL_PATH": f"{engine / 'netns'}:{plain}"})
+    by_path = {p: r for r in records for p in r["paths"]}
+    for path, kind in files.items():
+        assert by_path[str(path)]["kind"] == kind, path
