@@ -8,6 +8,7 @@ EndpointIPs) and `dig` run inside the same namespace (nsenter --net) against 127
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -66,3 +67,32 @@ def test_dns_answers_like_the_embedded_resolver_for_services_tasks_and_container
         addresses, first = _answers(sandbox, name)
         assert addresses == expected, (name, first)
         assert "127.0.0.11" in json.dumps(first), first  # it says which server answered
+
+
+def test_firewall_shows_the_load_balancers_mangle_marks(docker_swarm):
+    """In the overlay's lb_ namespace (and a container with a service VIP) the engine marks
+    packets to each VIP in mangle (iptables); `firewall -t mangle` shows those rules with
+    their counters as `iptables-save -c` does."""
+    swarm = docker_swarm
+    swarm.wait_converged()
+    n1 = swarm.nodes[0]
+    sandbox = _sandbox(n1, swarm.containers[n1.name])
+    view = engine_oracle(swarm, n1)
+    vip = view["Services"][swarm.service_name]["VIP"].split("/")[0]
+    saved = subprocess.run(
+        ["nsenter", f"--net={sandbox}", "iptables-save", "-c", "-t", "mangle"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    marked = [line for line in saved.splitlines() if vip in line and "MARK" in line]
+    if not marked and not os.path.exists("/proc/net/ip_vs"):
+        pytest.skip("no ip_vs in this kernel: the engine programs no load balancer (no VIP marks)")
+    assert marked, saved  # the oracle: the engine marks the VIP in mangle
+    run = netns_shell("--net", sandbox, "--json", "-c", "firewall -t mangle", timeout=60)
+    assert run.status == 0, run.stderr
+    rules = [r for r in run.json if r.get("kind") == "rule"]
+    mine = [r for r in rules if vip in json.dumps(r) and "MARK" in json.dumps(r).upper()]
+    assert len(mine) == len(marked), (rules, marked)
+    text = netns_shell("--net", sandbox, "-c", "firewall -t mangle", timeout=60)
+    assert vip in text.stdout and "MARK" in text.stdout.upper(), text.stdout
