@@ -17,7 +17,7 @@ from .names import ds_field, format_address, rt_protocol, rt_scope, rt_table, rt
 if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
-__all__ = ["RouteRecord", "list_routes", "parse_route", "parse_table", "route_get"]
+__all__ = ["RouteRecord", "list_routes", "parse_route", "parse_table", "route_get", "route_lookup"]
 
 RouteRecord = dict[str, Any]
 
@@ -461,3 +461,67 @@ def route_get(
     finally:
         if own:
             sock.close()
+
+
+RTA_IP_PROTO, RTA_SPORT, RTA_DPORT = 27, 28, 29
+_IP_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
+
+
+def route_lookup(
+    sock: NetlinkSocket,
+    dst: str,
+    *,
+    src: str | None = None,
+    iif: int | None = None,
+    proto: str | None = None,
+    sport: int | None = None,
+    dport: int | None = None,
+    mark: int | None = None,
+) -> tuple[RouteRecord | None, int]:
+    """The kernel's answer to `ip route get DST [from SRC] [iif DEV] [ipproto P] [sport N]
+    [dport N] [mark M]` in the socket's namespace: (record, 0), or (None, errno) when the
+    kernel refuses (ENETUNREACH no route, EHOSTUNREACH unreachable or forwarding off,
+    EACCES prohibit, EINVAL blackhole or a martian / rp_filter'd source with `iif`).
+
+    With `iif` the lookup is the one for a packet received on that device (input
+    route: forwarding, rp_filter and local delivery are the kernel's decisions)."""
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    raw = socket.inet_pton(family, dst)
+    src_raw = socket.inet_pton(family, src) if src else b""
+    body = _RTMSG.pack(family, len(raw) * 8, len(src_raw) * 8, 0, 0, 0, 0, 0, 0)
+
+    def attr(kind: int, value: bytes) -> bytes:
+        size = 4 + len(value)
+        return struct.pack("=HH", size, kind) + value + b"\0" * (-size % 4)
+
+    body += attr(RTA_DST, raw)
+    if src_raw:
+        body += attr(RTA_SRC, src_raw)
+    if iif:
+        body += attr(RTA_IIF, _U32.pack(iif))
+    if mark:
+        body += attr(RTA_MARK, _U32.pack(mark))
+    if proto:
+        number = _IP_PROTOS.get(proto, 0)
+        if family == socket.AF_INET6 and proto == "icmp":
+            number = 58
+        body += attr(RTA_IP_PROTO, bytes([number]))
+    if sport:
+        body += attr(RTA_SPORT, struct.pack("!H", sport))
+    if dport:
+        body += attr(RTA_DPORT, struct.pack("!H", dport))
+    from ..errors import PrivilegeError
+
+    try:
+        _kind, data, start, end = sock.get(RTM_GETROUTE, body, what="route get")
+    except PrivilegeError:
+        return None, errno.EACCES  # a `prohibit` route (the caller holds CAP_NET_ADMIN)
+    except NetlinkError as exc:
+        if exc.errno:
+            return None, exc.errno
+        raise
+    record = parse_route(data, start, end, link_names(sock), show_table=True)
+    for kind, vs, _ve in iter_attrs(data, start + 12, end):
+        if kind == RTA_IIF:
+            record["iif"] = link_names(sock).get(_U32.unpack_from(data, vs)[0])
+    return record, 0
