@@ -73,6 +73,8 @@ VXLAN_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 _ETHER_BROADCAST = "ff:ff:ff:ff:ff:ff"
 _ZERO_MAC = "00:00:00:00:00:00"
 _MAX_HOPS = 40
+#: is_skb_forwardable() lets a frame through a veth or bridge port up to MTU + VLAN_HLEN
+_VLAN_SLACK = 4
 
 
 @dataclass(frozen=True)
@@ -577,6 +579,17 @@ class Tracer:
                 f"{link.get('ifname')} is down (admin): the frame is lost",
                 iif=link.get("ifname"),
             )
+        if frame.size > int(link.get("mtu") or 65535) + _VLAN_SLACK:
+            self._drop(
+                place,
+                "link",
+                f"arrives on {link.get('ifname')}",
+                "mtu",
+                f"{frame.size} B > MTU {link.get('mtu')} of {link.get('ifname')} "
+                "(+4 B the kernel allows): the veth drops it",
+                iif=link.get("ifname"),
+                mtu=link.get("mtu"),
+            )
         if link.get("master"):
             bridge = place.link(link["master"])
             self._bridge(place, bridge, link, frame)
@@ -661,7 +674,7 @@ class Tracer:
                 f"port {port.get('ifname')} of {name} is {state}",
                 iif=iif,
             )
-        if frame.size > int(port.get("mtu") or 65535):
+        if frame.size > int(port.get("mtu") or 65535) + _VLAN_SLACK:
             self._drop(
                 place,
                 "bridge",

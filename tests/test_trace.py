@@ -1,0 +1,261 @@
+"""`trace` on the single-host lab: each fault planted for real, the hop and reason named.
+
+The lab (netns_shell.lab): containers c1..c3 on veths into the overlay
+namespace's bridge br0, vxlan0 with remote VTEPs whose UDP socket lives in
+the underlay namespace `ul`.  Each test plants one fault with iproute2 /
+iptables / sysctl and checks the named hop against an independent oracle
+(`ip -j route get`, `ip -j neigh`, `bridge -j fdb`, `iptables-save -c` and a
+real ping whose fate the kernel decides).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.conftest import bridge_json, ip_json, netns_shell
+
+
+def trace(lab, *args: str):
+    run = netns_shell("--json", "-c", " ".join(["trace", "--from", lab.name("c1"), *args]))
+    assert run.status in (0, 1, 2), run.stderr
+    hops = run.json
+    assert hops and hops[-1]["hop"] == len(hops), run.stdout
+    return run, hops
+
+
+def in_ns(lab, role: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["nsenter", f"--net={lab.path(role)}", *argv], capture_output=True, text=True, check=check
+    )
+
+
+def route_get(lab, role: str, *args: str) -> tuple[list, str]:
+    """`ip -j route get ...` in the namespace: (records, error text)."""
+    done = subprocess.run(
+        ["ip", "-n", lab.name(role), "-j", "route", "get", *args], capture_output=True, text=True
+    )
+    return (json.loads(done.stdout) if done.returncode == 0 else []), done.stderr.strip()
+
+
+def ping(lab, role: str, dst: str, *extra: str) -> subprocess.CompletedProcess:
+    return in_ns(lab, role, "ping", "-c", "1", "-W", "1", *extra, dst, check=False)
+
+
+def last(hops: list[dict]) -> dict:
+    return hops[-1]
+
+
+def test_healthy_path_is_delivered_with_no_false_alarm(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 0, run.stdout
+    assert [h["verdict"] for h in hops] == ["forwarded", "forwarded", "delivered"]
+    assert not any(h.get("reason") for h in hops)
+    assert [h["netns"] for h in hops] == [lab.name("c1"), lab.name("ovl"), lab.name("c2")]
+    # the oracle: the kernel's own route and neighbour in c1, the bridge's FDB in ovl
+    [oracle] = route_get(lab, "c1", c2.ip)[0]
+    assert hops[0]["oif"] == oracle["dev"] and hops[0]["src"] == oracle["prefsrc"]
+    neigh = {n["dst"]: n for n in ip_json("-n", lab.name("c1"), "neigh", "show", "dev", "eth0")}
+    assert hops[0]["lladdr"] == neigh[c2.ip]["lladdr"]
+    fdb = {e["mac"]: e for e in bridge_json("-n", lab.name("ovl"), "fdb", "show", "br", "br0")}
+    assert hops[1]["oif"] == fdb[c2.mac]["ifname"] == c2.bridge_port
+    assert ping(lab, "c1", c2.ip).returncode == 0
+    text = netns_shell("-c", f"trace --from {lab.name('c1')} {c2.ip}")
+    assert text.status == 0
+    assert text.stdout.strip().splitlines()[-1].startswith(f"delivered to {lab.name('c2')}")
+
+
+def test_blackhole_route_in_the_source(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    subprocess.run(["ip", "-n", lab.name("c1"), "route", "add", "blackhole", c2.ip], check=True)
+    assert route_get(lab, "c1", c2.ip)[1] == "RTNETLINK answers: Invalid argument"
+    assert [r["dst"] for r in ip_json("-n", lab.name("c1"), "route", "show", "type", "blackhole")]
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 1
+    assert len(hops) == 1
+    assert (last(hops)["netns"], last(hops)["reason"]) == (lab.name("c1"), "blackhole")
+    assert f"blackhole {c2.ip}" in last(hops)["evidence"]
+
+
+def test_neighbour_to_a_wrong_mac(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    wrong = "02:42:0a:00:09:99"
+    subprocess.run(["ip", "-n", lab.name("c1"), "neigh", "replace", c2.ip, "lladdr", wrong,
+                    "dev", "eth0", "nud", "permanent"], check=True)  # fmt: skip
+    neigh = {n["dst"]: n for n in ip_json("-n", lab.name("c1"), "neigh", "show", "dev", "eth0")}
+    assert neigh[c2.ip]["lladdr"] == wrong
+    macs = {e["mac"] for e in bridge_json("-n", lab.name("ovl"), "fdb", "show", "br", "br0")}
+    assert wrong not in macs
+    assert ping(lab, "c1", c2.ip).returncode != 0  # the kernel agrees: it dies
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 1
+    assert hops[0]["lladdr"] == wrong
+    dead = last(hops)
+    assert (dead["netns"], dead["step"], dead["reason"]) == (
+        lab.name("ovl"),
+        "bridge",
+        "neigh-wrong-mac",
+    )
+    assert c2.mac in dead["evidence"] and wrong in dead["evidence"]
+
+
+def test_deleted_fdb_entry_of_a_remote_endpoint(fresh_lab):
+    lab = fresh_lab
+    remote = lab.remotes[0]
+    _run, before = trace(lab, remote.ip)
+    assert any(h["step"] == "vxlan" and h.get("vtep") == remote.vtep for h in before)
+    subprocess.run(["bridge", "-n", lab.name("ovl"), "fdb", "del", remote.mac, "dev", "vxlan0",
+                    "dst", remote.vtep, "self"], check=True)  # fmt: skip
+    fdb = bridge_json("-n", lab.name("ovl"), "fdb", "show", "dev", "vxlan0")
+    assert remote.mac not in {e["mac"] for e in fdb}
+    run, hops = trace(lab, remote.ip)
+    assert run.status == 1
+    assert (last(hops)["netns"], last(hops)["reason"]) == (lab.name("ovl"), "no-fdb")
+    assert remote.mac in last(hops)["evidence"]
+
+
+def test_deleted_local_fdb_entry_is_flooded_and_still_delivered(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    # no learning on the port, or the kernel learns the MAC again from c2's own packets
+    subprocess.run(["bridge", "-n", lab.name("ovl"), "link", "set", "dev", c2.bridge_port,
+                    "learning", "off"], check=True)  # fmt: skip
+    subprocess.run(["bridge", "-n", lab.name("ovl"), "fdb", "del", c2.mac, "dev", c2.bridge_port,
+                    "master"], check=True)  # fmt: skip
+    fdb = bridge_json("-n", lab.name("ovl"), "fdb", "show", "br", "br0")
+    assert c2.mac not in {e["mac"] for e in fdb}
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 0, run.stdout
+    assert "flooded" in hops[1]["match"] and hops[1]["oif"] == c2.bridge_port
+    assert ping(lab, "c1", c2.ip).returncode == 0
+
+
+def test_fdb_entry_to_an_unreachable_vtep(fresh_lab):
+    lab = fresh_lab
+    remote = lab.remotes[0]
+    subprocess.run(["bridge", "-n", lab.name("ovl"), "fdb", "replace", remote.mac, "dev",
+                    "vxlan0", "dst", "198.51.100.7", "self", "permanent"], check=True)  # fmt: skip
+    assert route_get(lab, "ul", "198.51.100.7")[1] == "RTNETLINK answers: Network is unreachable"
+    run, hops = trace(lab, remote.ip)
+    assert run.status == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["step"], dead["reason"]) == (
+        lab.name("ul"),
+        "underlay",
+        "vtep-unreachable",
+    )
+    assert hops[-2]["vtep"] == "198.51.100.7"
+
+
+def test_link_down_along_the_path(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    subprocess.run(["ip", "-n", lab.name("ovl"), "link", "set", c2.bridge_port, "down"], check=True)
+    [link] = ip_json("-n", lab.name("ovl"), "link", "show", c2.bridge_port)
+    assert "UP" not in link["flags"]
+    assert ping(lab, "c1", c2.ip).returncode != 0
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["reason"], dead["oif"]) == (
+        lab.name("ovl"),
+        "link-down",
+        c2.bridge_port,
+    )
+
+
+def test_iptables_drop_in_the_source_output(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    in_ns(lab, "c1", "iptables", "-w", "-A", "OUTPUT", "-d", c2.ip, "-j", "DROP")
+    assert ping(lab, "c1", c2.ip).returncode != 0
+    saved = in_ns(lab, "c1", "iptables-save", "-c").stdout
+    assert f"-A OUTPUT -d {c2.ip}/32 -j DROP" in saved and "[1:84] -A OUTPUT" in saved
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 1
+    assert len(hops) == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["reason"]) == (lab.name("c1"), "netfilter")
+    assert f"-A OUTPUT -d {c2.ip}/32 -j DROP [1 pkts, 84 B]" in dead["evidence"]
+
+
+def test_iptables_drop_in_the_destination_input(fresh_lab):
+    lab = fresh_lab
+    c1, c2 = lab.members[0], lab.members[1]
+    in_ns(lab, "c2", "iptables", "-w", "-A", "INPUT", "-s", c1.ip, "-p", "icmp", "-j", "DROP")
+    assert ping(lab, "c1", c2.ip).returncode != 0
+    run, hops = trace(lab, c2.ip)
+    assert run.status == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["step"], dead["reason"]) == (lab.name("c2"), "deliver", "netfilter")
+    assert "-A INPUT -s 10.0.9.2/32 -p icmp -j DROP [1 pkts, 84 B]" in dead["evidence"]
+    # udp to the same host is not matched by an icmp rule: no false alarm
+    run, hops = trace(lab, c2.ip, "--proto", "udp", "--port", "53")
+    assert run.status == 0, run.stdout
+
+
+def test_underlay_mtu_1400_with_size_1450(fresh_lab):
+    lab = fresh_lab
+    remote = lab.remotes[0]
+    subprocess.run(["ip", "-n", lab.name("ul"), "link", "set", "ul0", "mtu", "1400"], check=True)
+    [ul0] = ip_json("-n", lab.name("ul"), "link", "show", "ul0")
+    assert ul0["mtu"] == 1400
+    run, hops = trace(lab, remote.ip, "--size", "1450")
+    assert run.status == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["step"], dead["reason"], dead["mtu"]) == (
+        lab.name("ul"),
+        "underlay",
+        "mtu",
+        1400,
+    )
+    assert "1500 B > MTU 1400 of ul0" in dead["evidence"]
+    # too big for the container's own link: dropped in the source, as ping -M do says
+    [eth0] = ip_json("-n", lab.name("c1"), "link", "show", "eth0")
+    run, hops = trace(lab, remote.ip, "--size", str(eth0["mtu"] + 1))
+    assert (last(hops)["netns"], last(hops)["reason"], last(hops)["mtu"]) == (
+        lab.name("c1"),
+        "mtu",
+        eth0["mtu"],
+    )
+    said = ping(lab, "c1", remote.ip, "-M", "do", "-s", str(eth0["mtu"] + 1 - 28))
+    assert f"mtu={eth0['mtu']}" in said.stdout + said.stderr
+
+
+def test_forwarding_disabled_where_it_is_needed(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    routed = "10.0.99.5"
+    subprocess.run(["ip", "-n", lab.name("c2"), "addr", "add", f"{routed}/32", "dev", "lo"],
+                   check=True)  # fmt: skip
+    subprocess.run(["ip", "-n", lab.name("ovl"), "route", "add", "10.0.99.0/24", "via", c2.ip],
+                   check=True)  # fmt: skip
+    in_ns(lab, "ovl", "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    error = route_get(lab, "ovl", routed, "from", lab.members[0].ip, "iif", "br0")[1]
+    assert error == "RTNETLINK answers: No route to host"
+    run, hops = trace(lab, routed)
+    assert run.status == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["step"], dead["reason"]) == (
+        lab.name("ovl"),
+        "forward",
+        "forwarding-disabled",
+    )
+    assert "net.ipv4.conf.br0.forwarding = 0" in dead["evidence"]
+    in_ns(lab, "ovl", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    run, hops = trace(lab, routed)
+    assert run.status == 0, run.stdout
+    assert last(hops)["netns"] == lab.name("c2")
+    assert ping(lab, "c1", routed).returncode == 0
+
+
+def test_usage_errors_exit_2(lab):
+    run = netns_shell("-c", f"trace --from {lab.name('c1')} 10.0.9.3 --port 80")
+    assert run.status == 2 and "--port needs --proto" in run.stderr
+    run = netns_shell("-c", f"trace --from {lab.name('c1')} no-such-container")
+    assert run.status == 2 or run.status == 1
+    assert run.stderr
