@@ -873,6 +873,10 @@ class Tracer:
                 "vtep-unreachable",
                 _route_text(route),
             )
+        if outer.src is None and route.get("prefsrc"):
+            outer = Packet(route["prefsrc"], vtep, "udp", None, port, 0)
+            outer_frame = _Frame(outer, frame.size + VXLAN_OVERHEAD)
+            asked = _route_get_text(outer, None)
         self._netfilter(
             under, "output", outer_frame, iif=None, oif=route.get("dev"), step="underlay"
         )
@@ -924,13 +928,16 @@ class Tracer:
             )
         node = next((n for n in self.nodes if n.addr == vtep), None)
         if node is None:
-            known = ", ".join(f"{n.name} {n.addr or n.error}" for n in self.nodes) or "none"
+            known = ", ".join(f"{n.name} {n.addr}" for n in self.nodes if n.addr) or "none"
+            silent = "".join(
+                f"; node {n.name} cannot be reached: {n.error}" for n in self.nodes if n.error
+            )
             self._unknown(
                 under,
                 "node",
                 f"VTEP {vtep}: no known node",
-                f"no node this shell can reach has address {vtep} (nodes: {known}); "
-                "give --nodes or NETNS_SHELL_NODES",
+                f"no node that answers has address {vtep} (nodes: {known}){silent}"
+                + ("" if self.nodes else "; give --nodes or NETNS_SHELL_NODES"),
                 reason="node-unreachable",
             )
         assert node is not None

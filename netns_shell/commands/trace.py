@@ -86,6 +86,28 @@ def _destination(session: Session, text: str, nodes: list[OverlayNode]) -> str:
     raise TraceError(f"trace: {text!r} has no IPv4 address this shell can find")
 
 
+def _source(session: Session, text: str, nodes: list[OverlayNode]) -> NetNamespace:
+    """A namespace or container this shell knows, else a container one of the nodes runs."""
+    from ..docker import DockerError
+    from ..errors import NamespaceError
+    from ..namespace import NetNamespace
+
+    try:
+        return session.resolve(text)
+    except NamespaceError as exc:
+        for node in nodes:
+            if node.error is not None:
+                continue
+            try:
+                info = node.client.get(f"/containers/{text}/json")
+            except DockerError:
+                continue
+            key = str((info.get("NetworkSettings") or {}).get("SandboxKey") or "")
+            if key.startswith("/"):
+                return NetNamespace.open_path(key, label=text)
+        raise exc
+
+
 def _line(hop: Record) -> str:
     where = hop["netns"] + (f" ({hop['name']})" if hop.get("name") else "")
     text = f"{hop['hop']:>2}  {hop['node']:<6} {where:<28} {hop['step']:<11} {hop['match']}"
@@ -122,7 +144,7 @@ def trace(session: Session, args: dict[str, Any]) -> Result:
     if args["port"] and proto == "icmp":
         raise UsageError("trace: --port needs --proto udp or tcp")
     dst = _destination(session, args["dest"], nodes)
-    source: NetNamespace = session.resolve(args["source"]) if args["source"] else None
+    source = _source(session, args["source"], nodes) if args["source"] else None
     request = TraceRequest(
         dst=dst,
         proto=proto,
