@@ -99,6 +99,7 @@ class Place:
     netns: str
     node: str
     name: str = ""  # container / network / pod
+    path: str = ""
     entry: NamespaceEntry | None = None
     _sock: NetlinkSocket | None = None
     _links: dict[str, Record] | None = None
@@ -211,7 +212,9 @@ class Tracer:
             name = next((str(entry.labels[k]) for k in NAME_LABELS if entry.labels.get(k)), "")
         netns = entry.name if entry is not None else ns.label
         path = entry.paths[0] if entry is not None and entry.paths else ns.path
-        place = Place(ns, os.path.basename(netns), self._node_of(path), name, entry)
+        place = Place(
+            ns, os.path.basename(netns), self._node_of(path), name=name, entry=entry, path=path
+        )
         self._places.append(place)
         return place
 
@@ -249,6 +252,7 @@ class Tracer:
             "step": step,
             "match": match,
             "verdict": verdict,
+            "path": place.path,
         }
         if reason:
             hop["reason"] = reason

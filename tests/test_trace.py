@@ -259,3 +259,45 @@ def test_usage_errors_exit_2(lab):
     run = netns_shell("-c", f"trace --from {lab.name('c1')} no-such-container")
     assert run.status == 2 or run.status == 1
     assert run.stderr
+
+
+def test_probe_healthy_path_is_seen_at_every_hop(fresh_lab):
+    lab = fresh_lab
+    run, hops = trace(lab, lab.members[1].ip, "--probe")
+    assert run.status == 0, run.stdout
+    assert [h["seen"] for h in hops] == [True, True, True]
+    assert "seen at every hop" in hops[-1]["probe"]
+    assert hops[-1]["kfree_skb"].startswith("kfree_skb")
+
+
+def test_probe_underlay_mtu_last_seen_and_first_missing(fresh_lab):
+    lab = fresh_lab
+    subprocess.run(["ip", "-n", lab.name("ul"), "link", "set", "ul0", "mtu", "1400"], check=True)
+    run, hops = trace(lab, lab.remotes[0].ip, "--size", "1450", "--probe")
+    assert run.status == 1
+    assert [h["seen"] for h in hops] == [True, True, True, False]
+    assert f"last seen at hop 3 (local {lab.name('ovl')})" in hops[-1]["probe"]
+    assert f"first missing at hop 4 (local {lab.name('ul')})" in hops[-1]["probe"]
+
+
+def test_probe_source_output_drop_is_seen_nowhere(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    in_ns(lab, "c1", "iptables", "-w", "-A", "OUTPUT", "-d", c2.ip, "-j", "DROP")
+    run, hops = trace(lab, c2.ip, "--probe")
+    assert run.status == 1 and hops[-1]["reason"] == "netfilter"
+    assert hops[0]["seen"] is False
+    assert "send refused: Operation not permitted" in hops[-1]["probe"]
+    assert "seen nowhere" in hops[-1]["probe"]
+    counted = in_ns(lab, "c1", "iptables-save", "-c").stdout
+    assert "[2:168] -A OUTPUT" in counted  # both probes died on that rule
+
+
+def test_probe_link_down_first_missing_in_the_destination(fresh_lab):
+    lab = fresh_lab
+    c2 = lab.members[1]
+    subprocess.run(["ip", "-n", lab.name("ovl"), "link", "set", c2.bridge_port, "down"], check=True)
+    run, hops = trace(lab, c2.ip, "--probe")
+    assert run.status == 1 and hops[-1]["reason"] == "link-down"
+    assert [h["seen"] for h in hops] == [True, True]
+    assert "seen at every hop" in hops[-1]["probe"]  # it dies leaving ovl: c2 is not on the path

@@ -115,6 +115,8 @@ def _line(hop: Record) -> str:
     if hop.get("reason"):
         verdict += f" {hop['reason']}"
     text += f"  => {verdict}"
+    if "seen" in hop:
+        text = f"{text}  [probe {'seen' if hop['seen'] else 'missing'}]"
     if hop.get("evidence") and hop["verdict"] != "forwarded":
         text += f": {hop['evidence']}"
     return text
@@ -161,7 +163,14 @@ def trace(session: Session, args: dict[str, Any]) -> Result:
     finally:
         if source is not None:
             source.close()
-    result = Result.stream(hops, _line, summary=lambda: [overall(hops)], live=False)
+
+    def summary() -> list[str]:
+        lines = [overall(hops)]
+        lines += [f"probe: {hops[-1]['probe']}"] if hops[-1].get("probe") else []
+        lines += [hops[-1]["kfree_skb"]] if hops[-1].get("kfree_skb") else []
+        return lines
+
+    result = Result.stream(hops, _line, summary=summary, live=False)
     result.status = _STATUS.get(hops[-1]["verdict"], 2)
     return result
 
