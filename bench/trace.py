@@ -2,8 +2,9 @@
 
 Builds a 3-node swarm (netns_shell.swarm, no service), then times the whole
 `netns-shell -c 'trace --from c1 c2'` in-process, a fresh session each run
-(engines asked, namespaces discovered, the walk over 8 hops on 2 nodes, and for --probe the captures opened in every
-namespace of the path, the probes and the wait), best and median of N runs.
+(engines asked, namespaces discovered, the walk over 8 hops on 2 nodes, and
+for --probe the captures opened in every namespace of the path, the probes
+and the wait), best and median of N runs.
 
     python bench/trace.py [RUNS]
 """
