@@ -100,17 +100,19 @@ def check_trusted_directory(path: str, *, writable_by_others_ok: bool = True) ->
         done = here
 
 
-def open_output(path: str, *, what: str = "output file") -> int:
+def open_output(path: str, *, what: str = "output file", append: bool = False) -> int:
     """A file descriptor to write `path` to, created 0600 or safely reused (see above).
 
-    Raises UsageError (one line) for what must not be written to.
+    An existing regular file is truncated, or with `append` written at its end
+    (`>> FILE`).  Raises UsageError (one line) for what must not be written to.
     """
     try:
         check_trusted_directory(os.path.dirname(os.path.abspath(path)))
     except UnsafePathError as exc:
         raise UsageError(f"{what} {exc}") from None
     try:
-        return os.open(path, os.O_RDWR | _OUTPUT_FLAGS | os.O_CREAT | os.O_EXCL, 0o600)
+        mode = os.O_APPEND if append else 0
+        return os.open(path, os.O_RDWR | mode | _OUTPUT_FLAGS | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         pass
     except OSError as exc:
@@ -133,6 +135,8 @@ def open_output(path: str, *, what: str = "output file") -> int:
             raise UsageError(
                 f"{what} {path}: has {st.st_nlink} hard links: refusing to overwrite it"
             )
+        if append:
+            return os.open(f"/proc/self/fd/{probe}", os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
         fd = os.open(f"/proc/self/fd/{probe}", os.O_RDWR | os.O_CLOEXEC)
         os.ftruncate(fd, 0)
         return fd

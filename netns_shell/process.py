@@ -71,8 +71,13 @@ def run_program(
     ns: NetNamespace,
     argv: Sequence[str],
     extra: ExtraNamespaces = ExtraNamespaces(),
+    *,
+    stdout: int | None = None,
 ) -> int:
     """Run `argv` inside `ns` (and `extra` namespaces of ns.pid); return its exit status.
+
+    `stdout`: the file descriptor the program writes to (None: the shell's own),
+    e.g. the pipe of `exec ip -br a | grep UP`.
 
     The shell ignores SIGINT while the program runs, so Ctrl-C reaches the
     program only; a status above 128 means the program died of a signal.
@@ -98,7 +103,7 @@ def run_program(
     try:
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child, reported through its status
-            _child(ns.fd, extra_fds, list(argv))
+            _child(ns.fd, extra_fds, list(argv), stdout)
         try:
             return _wait(child)
         except KeyboardInterrupt:  # SIGTERM/SIGHUP to the shell: the program goes too
@@ -111,10 +116,14 @@ def run_program(
             os.close(fd)
 
 
-def _child(net_fd: int, extra_fds: list[tuple[int, int]], argv: list[str]) -> None:
+def _child(
+    net_fd: int, extra_fds: list[tuple[int, int]], argv: list[str], stdout: int | None
+) -> None:
     """In the forked child: enter the namespaces, exec; never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if stdout is not None and stdout != 1:
+            os.dup2(stdout, 1)
         joins_pid = False
         for fd, kind in extra_fds:
             if kind == CLONE_NEWNS:

@@ -11,6 +11,7 @@ to the debug log and reported in one line.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import os
 import signal
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import shutdown
-from .commands.line import split_commands
+from .commands.line import CommandLine, parse_line, split_commands
 from .commands.registry import Registry, parse_arguments
 from .debuglog import DebugLog
 from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
@@ -221,7 +222,7 @@ class Session:
     def execute(self, line: str) -> int:
         """Run a line of commands; the status is that of the last failing one (or 0)."""
         try:
-            commands = split_commands(line)
+            commands = parse_line(line)
         except UsageError as exc:
             self.console.error(str(exc))
             return exc.exit_status
@@ -229,11 +230,17 @@ class Session:
         with _counting_interrupts():
             return self._run_line(commands)
 
-    def _run_line(self, commands: list[list[str]]) -> int:
+    def _run_line(self, commands: list[CommandLine]) -> int:
         status = 0
-        for i, words in enumerate(commands):
+        for i, command_line in enumerate(commands):
+            words = list(command_line.words)
             seen = shutdown.interrupts()
-            result_status = self.run_command(words)
+            if command_line.plain:
+                result_status = self.run_command(words)
+            else:
+                from .pipeline import run_piped
+
+                result_status = run_piped(self, command_line)
             interrupted = shutdown.interrupts() != seen  # also a watch that Ctrl-C ended
             if result_status:
                 status = result_status
@@ -287,7 +294,8 @@ class Session:
             self.console.stderr.write("^C\n")
             return 130
         except BrokenPipeError:
-            _silence_broken_stdout()
+            if _is_standard_output(self.console.stdout):  # else a `|` reader left: nothing to do
+                _silence_broken_stdout()
             return 0
         except OSError as exc:
             self.console.error(f"{words[0]}: {exc.strerror or exc}")
@@ -299,6 +307,17 @@ class Session:
                 f"internal error in '{words[0]}': {type(exc).__name__}: {exc} ({where})"
             )
             return 1
+
+    @contextlib.contextmanager
+    def writing_to(self, stream: Any) -> Iterator[None]:
+        """Commands write their output to `stream` (a pipe or a file: never paged) meanwhile."""
+        console, renderer = self.console, self.renderer
+        self.console = dataclasses.replace(console, stdout=stream, pager=False)
+        self.renderer = Renderer(self.console)
+        try:
+            yield
+        finally:
+            self.console, self.renderer = console, renderer
 
     def close(self) -> None:
         if self.current is not None and self.current is not self.home:
@@ -348,6 +367,13 @@ def _named_file(name: str) -> str | None:
         if stat.S_ISREG(st.st_mode):
             return path
     return None
+
+
+def _is_standard_output(stream: Any) -> bool:
+    try:
+        return stream.fileno() == 1
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _silence_broken_stdout() -> None:

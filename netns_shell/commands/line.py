@@ -3,9 +3,11 @@
 The rules are the POSIX shell's, reduced to what a line of netns-shell
 commands needs: blanks separate words; `'...'` is literal; inside `"..."` a
 backslash escapes only `"` and `\\`; outside quotes a backslash makes the
-next character literal; unquoted `;` separates commands.  Nothing is ever
-expanded or evaluated.  Each token keeps where it starts in the line, so
-completion can replace exactly the word under the cursor, quotes included.
+next character literal; unquoted `;` separates commands, and a command may
+end in `| PROGRAM ARGS ...` (more `|` stages allowed) and/or `> FILE` or
+`>> FILE` (see `parse_line`).  Nothing is ever expanded or evaluated.
+Each token keeps where it starts in the line, so completion can replace
+exactly the word under the cursor, quotes included.
 
 The scan is linear in the length of the line (a 2 MB word takes
 milliseconds): pieces are appended to a list and joined once per word.
@@ -18,10 +20,19 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 
-__all__ = ["OPERATORS", "Token", "quote", "split_commands", "tokenize"]
+__all__ = [
+    "OPERATORS",
+    "CommandLine",
+    "Redirect",
+    "Token",
+    "parse_line",
+    "quote",
+    "split_commands",
+    "tokenize",
+]
 
-#: unquoted characters that end a word and stand alone
-OPERATORS = frozenset(";")
+#: unquoted characters that end a word and stand alone (`>>` is one operator too)
+OPERATORS = frozenset(";|>")
 
 _BLANKS = " \t\r\n"
 # characters that need no quoting: what shlex.quote leaves alone
@@ -55,8 +66,9 @@ def tokenize(line: str, *, partial: bool = False) -> list[Token]:
             i += 1
             continue
         if ch in OPERATORS:
-            tokens.append(Token(ch, i, i + 1, op=True))
-            i += 1
+            width = 2 if line.startswith(">>", i) else 1
+            tokens.append(Token(line[i : i + width], i, i + width, op=True))
+            i += width
             continue
         start = i
         pieces: list[str] = []
@@ -93,7 +105,7 @@ def tokenize(line: str, *, partial: bool = False) -> list[Token]:
     return tokens
 
 
-_PLAIN = re.compile(r"[^ \t\r\n'\"\\;]+")
+_PLAIN = re.compile(r"[^ \t\r\n'\"\\;|>]+")
 
 
 def _double_quoted(line: str, i: int, pieces: list[str]) -> tuple[int, bool]:
@@ -121,15 +133,89 @@ def _double_quoted(line: str, i: int, pieces: list[str]) -> tuple[int, bool]:
 _IN_DOUBLE = re.compile(r'["\\]')
 
 
-def split_commands(line: str) -> list[list[str]]:
-    """Split a line into commands (on unquoted ';') made of shell-like words."""
-    commands: list[list[str]] = [[]]
-    for token in tokenize(line):
-        if token.op:
-            commands.append([])
+@dataclass(frozen=True)
+class Redirect:
+    """`> FILE` (truncate) or `>> FILE` (append) at the end of a command."""
+
+    path: str
+    append: bool = False
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """One `;`-separated command: its words, the host programs its output is piped
+    through (`| grep x | wc -l`), and where the last of them writes (`> FILE`)."""
+
+    words: tuple[str, ...]
+    programs: tuple[tuple[str, ...], ...] = ()
+    redirect: Redirect | None = None
+
+    @property
+    def plain(self) -> bool:
+        """No pipe and no redirection: the command writes to the console."""
+        return not self.programs and self.redirect is None
+
+
+def parse_line(line: str) -> list[CommandLine]:
+    """The commands of a line, with their pipes and redirections; UsageError when malformed.
+
+    Grammar of one command: `WORDS [| WORDS]... [> FILE | >> FILE]`; a `;`
+    ends it.  A quoted or escaped `|`, `>` or `;` is an ordinary word.
+    """
+    commands: list[CommandLine] = []
+    for group in _groups(tokenize(line)):
+        if group:
+            commands.append(_command_line(group))
+    return commands
+
+
+def _groups(tokens: list[Token]) -> list[list[Token]]:
+    groups: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.op and token.text == ";":
+            groups.append([])
         else:
-            commands[-1].append(token.text)
-    return [words for words in commands if words]
+            groups[-1].append(token)
+    return groups
+
+
+def _command_line(tokens: list[Token]) -> CommandLine:
+    stages: list[list[str]] = [[]]
+    redirect: Redirect | None = None
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if redirect is not None:
+            raise UsageError(
+                f"unexpected '{token.text}' after '> {redirect.path}': "
+                "a redirection ends the command"
+            )
+        if not token.op:
+            stages[-1].append(token.text)
+            continue
+        if not stages[-1]:
+            what = "a command" if len(stages) == 1 else "a program"
+            raise UsageError(f"'{token.text}' needs {what} before it")
+        if token.text == "|":
+            stages.append([])
+            continue
+        if i >= len(tokens) or tokens[i].op:
+            raise UsageError(f"'{token.text}' needs a file name after it")
+        redirect = Redirect(tokens[i].text, append=token.text == ">>")
+        i += 1
+    if not stages[-1]:
+        raise UsageError("'|' needs a program after it")
+    words, *programs = stages
+    return CommandLine(tuple(words), tuple(map(tuple, programs)), redirect)
+
+
+def split_commands(line: str) -> list[list[str]]:
+    """Split a line into commands (on unquoted ';') made of shell-like words.
+
+    Only each command's own words: see `parse_line` for its pipe and redirection.
+    """
+    return [list(command.words) for command in parse_line(line)]
 
 
 def quote(word: str) -> str:

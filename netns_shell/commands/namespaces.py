@@ -88,7 +88,13 @@ def exec_(session: Session, args: dict[str, Any]) -> Result:
         ipc=everything or bool(args["ipc"]),
         pid=everything or bool(args["pid"]),
     )
-    status = run_program(session.namespace, args["command"], extra)
+    out = session.console.stdout
+    out.flush()
+    try:  # under `| PROGRAM` or `> FILE` the console's stdout is that pipe or file
+        fd: int | None = out.fileno()
+    except (AttributeError, ValueError, OSError):
+        fd = None
+    status = run_program(session.namespace, args["command"], extra, stdout=fd)
     return Result(status=status)
 
 
