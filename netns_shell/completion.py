@@ -36,6 +36,8 @@ class CompletionState:
     interfaces: dict[str, str] = field(default_factory=dict)  # ifname -> kind
     bridges: tuple[str, ...] = ()
     tables: tuple[str, ...] = ("all", "main", "local", "default")
+    #: what each gathered kind (commands/kinds.py) found: kind -> (word, description) pairs
+    gathered: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -130,20 +132,8 @@ def candidates(
 ) -> Iterator[tuple[str, str]]:
     """(word, description) pairs for the expectation, filtered by its prefix."""
     pool: Iterable[tuple[str, str]]
-    if expect.kind == "command":
-        pool = [(name, registry.get(name).summary) for name in registry.names(aliases=True)]
-    elif expect.kind == "namespace":
-        pool = state.namespaces.items()
-    elif expect.kind == "interface":
-        pool = state.interfaces.items()
-    elif expect.kind == "bridge":
-        pool = [(b, "bridge") for b in state.bridges]
-    elif expect.kind == "table":
-        pool = [(t, "routing table") for t in state.tables]
-    elif expect.kind == "program":
-        pool = [(p, "program") for p in _programs()]
-    else:
-        pool = []
+    kind = registry.kinds.get(expect.kind)
+    pool = kind.candidates(state, registry) if kind is not None else ()
     pool = list(pool) + [(c, "") for c in expect.choices]
     if expect.kind not in ("command", "option") and not expect.prefix.startswith("-"):
         pool += [(o, "option") for o in expect.options if not o.startswith("-")]
@@ -166,9 +156,12 @@ def _option_help(command: Command | None, flag: str) -> str:
 
 
 _PROGRAMS: list[str] | None = None
+#: at most this many words of one gathered kind are kept in a snapshot
+_GATHER_LIMIT = 10_000
 
 
-def _programs() -> list[str]:
+def programs_on_path() -> list[str]:
+    """The names of the executables on $PATH (cached for the process)."""
     global _PROGRAMS  # cached once per process: PATH rarely changes under a shell
     if _PROGRAMS is None:
         found = set()
@@ -209,11 +202,18 @@ def build_state(session: Session, ns: NetNamespace) -> CompletionState:
         tables += [r["table"] for r in list_rules(ns) if "table" in r and r["table"] not in tables]
     except Exception:  # completion is best effort
         pass
+    gathered: dict[str, tuple[tuple[str, str], ...]] = {}
+    for kind in session.registry.kinds.gathered():
+        try:
+            gathered[kind.name] = kind.collect(ns, _GATHER_LIMIT)
+        except Exception as exc:  # a plugin's kind failing costs its words only
+            session.debug_log.record(f"completion kind {kind.name} ({kind.source})", exc)
     return CompletionState(
         namespaces=namespaces,
         interfaces=interfaces,
         bridges=tuple(bridges),
         tables=tuple(dict.fromkeys(tables)),
+        gathered=gathered,
     )
 
 
@@ -262,7 +262,8 @@ def make_completer(registry: Registry, refresher: StateRefresher):  # -> prompt_
             self, document: Document, complete_event: CompleteEvent
         ) -> Iterator[Completion]:
             expect = expected_at(registry, document.text_before_cursor)
-            if expect.kind == "file":
+            kind = registry.kinds.get(expect.kind)
+            if kind is not None and kind.paths:
                 yield from paths.get_completions(_last_word_document(document), complete_event)
                 return
             replaced = expect.start - len(document.text_before_cursor)

@@ -10,7 +10,8 @@
 
 `registry.view` registers a command whose function receives the current
 namespace handle and the parsed arguments and yields plain dicts;
-`registry.command` registers a full handler `(session, args) -> Result`.
+`registry.command` registers a full handler `(session, args) -> Result`;
+`registry.completion_kind(name)` adds words Tab offers for `Param(complete=name)`.
 Work that must happen inside the namespace goes through `namespace.run(f)`
 or a socket made with `namespace.socket(...)`: the shell's own threads
 never switch namespace.  Raise NetnsShellError (or a subclass) for an
@@ -20,6 +21,7 @@ with `changes_state=True` so `--read-only` disables them.
 
 from __future__ import annotations
 
+from .commands.kinds import CompletionKind
 from .commands.registry import Command, Param, Registry
 from .errors import NetlinkError, NetnsShellError, NotFoundError, PrivilegeError, UsageError
 from .extensions import API_VERSION
@@ -31,6 +33,7 @@ __all__ = [
     "API_VERSION",
     "Column",
     "Command",
+    "CompletionKind",
     "NetNamespace",
     "NetlinkError",
     "NetlinkSocket",

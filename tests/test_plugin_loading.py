@@ -100,3 +100,82 @@ def test_never_loaded_from_the_current_directory(plugin_dir, monkeypatch):
     )
     assert proc.returncode == 2 and "unknown command 'hello'" in proc.stderr
     assert "boom" not in proc.stderr
+
+
+LINKINDEX = textwrap.dedent('''
+    """A plugin that adds a completion kind (docs/plugins.md#completion-kinds)."""
+    import socket
+
+    from netns_shell.plugin import Param, Result
+
+
+    def register(registry):
+        @registry.completion_kind("linkindex", description="interface index")
+        def link_indexes(namespace):
+            for index, name in namespace.run(socket.if_nameindex):
+                yield str(index), name
+
+        @registry.command(
+            "whichlink", "the name of an interface index",
+            Param("index", metavar="N", complete="linkindex", required=True),
+        )
+        def whichlink(session, args):
+            names = dict(session.namespace.run(socket.if_nameindex))
+            return Result.note(names.get(int(args["index"]), "none"))
+''')
+CLASH = textwrap.dedent("""
+    def register(registry):
+        @registry.completion_kind("interface")
+        def mine(namespace):
+            return ["x"]
+""")
+
+
+def test_a_plugin_adds_a_completion_kind(tmp_path, lab):
+    """The kind's words are gathered in the current namespace by the background refresh, and
+    Tab offers them where a param names the kind; the oracle is `ip -n NS -j link`."""
+    import json
+    import subprocess
+
+    from netns_shell.completion import StateRefresher
+    from netns_shell.namespace import NetNamespace
+    from netns_shell.session import Session
+
+    (tmp_path / "linkindex.py").write_text(LINKINDEX)
+    (tmp_path / "clash.py").write_text(CLASH)
+    warnings: list[str] = []
+    registry = build_registry()
+    PluginLoader(warn=warnings.append, directories=[str(tmp_path)])(registry)
+    assert [w for w in warnings if "clash" in w] and "already registered" in warnings[0]
+    assert registry.kinds.get("interface").source == "built-in"
+    assert registry.kinds.get("linkindex").source == "plugin linkindex"
+    session = Session(registry, current=NetNamespace.open_path(lab.path("c1")))
+    try:
+        refresher = StateRefresher(session)
+        refresher.refresh(wait=True)
+        expect = expected_at(registry, "whichlink ")
+        assert expect.kind == "linkindex"
+        links = json.loads(
+            subprocess.check_output(["ip", "-n", lab.name("c1"), "-j", "link", "show"])
+        )
+        offered = list(candidates(expect, registry, refresher.state))
+        assert offered == [(str(link["ifindex"]), link["ifname"]) for link in links]
+        assert len(offered) == 2  # lo, eth0: the namespace's, not the host's
+        prefix = str(links[1]["ifindex"])[0]
+        assert all(
+            w.startswith(prefix)
+            for w, _ in candidates(
+                expected_at(registry, f"whichlink {prefix}"), registry, refresher.state
+            )
+        )
+    finally:
+        session.close()
+    run = netns_shell(
+        "--plugin-dir",
+        str(tmp_path),
+        "--net",
+        lab.path("c1"),
+        "-c",
+        f"whichlink {links[1]['ifindex']}",
+    )
+    assert run.stdout == "eth0\n"

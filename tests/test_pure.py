@@ -10,7 +10,7 @@ import pytest
 
 from netns_shell.commands import build_registry
 from netns_shell.commands.registry import Command, Param, Registry, parse_arguments
-from netns_shell.completion import CompletionState, candidates, expected_at
+from netns_shell.completion import CompletionState, Expectation, candidates, expected_at
 from netns_shell.errors import UsageError
 from netns_shell.render import Column, Console, Renderer, Result, write_json, write_plain
 from netns_shell.sanitize import for_terminal
@@ -26,6 +26,32 @@ def test_every_command_has_help_and_a_usage():
         assert command.usage().startswith(command.name)
         for param in command.params:
             assert param.help, (command.name, param.dest)
+
+
+def test_every_completion_a_param_names_is_a_registered_kind():
+    from netns_shell.extensions import PluginLoader
+
+    registry = build_registry()
+    PluginLoader(lambda message: None)(registry)  # the shipped plugins too
+    for command in registry:
+        for param in command.params:
+            assert param.complete is None or param.complete in registry.kinds, (
+                command.name,
+                param.dest,
+                param.complete,
+            )
+
+
+def test_a_completion_kind_is_registered_once():
+    registry = build_registry()
+    with pytest.raises(ValueError, match="already registered"):
+        registry.completion_kind("bridge")(lambda namespace: [])
+    registry.completion_kind("vrf", description="vrf")(lambda namespace: ["blue", ("red", "r")])
+    kind = registry.kinds.get("vrf")
+    assert kind.collect(None, 10) == (("blue", "vrf"), ("red", "r"))
+    state = CompletionState(gathered={"vrf": kind.collect(None, 10)})
+    expect = Expectation("vrf", "r")
+    assert list(candidates(expect, registry, state)) == [("red", "r")]
 
 
 def test_design_command_names_are_registered():

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from .kinds import CompletionKind, CompletionKinds, Gather, builtin_kinds
 
 if TYPE_CHECKING:
     from ..render import Result
@@ -39,9 +40,10 @@ class Param:
       iproute2-style keywords (`dev IF`, `table ID`) are options too;
     * a positional: no `flags`; `rest` takes every remaining word.
 
-    `complete` names the kind of value for Tab completion: 'namespace',
-    'interface', 'bridge', 'table', 'command' (a shell command), 'program'
-    (a host executable), 'file', or None.
+    `complete` names the kind of value for Tab completion, a kind of the
+    registry's `kinds` (commands/kinds.py): built in are 'namespace',
+    'interface', 'bridge', 'table', 'command' (a netns-shell command),
+    'program' (a host executable) and 'file'; plugins add more.
     """
 
     dest: str
@@ -123,6 +125,23 @@ class Registry:
     #: what `add` records as a new command's source (a plugin's name while it loads)
     source: str = "built-in"
     loader: Callable[[Registry], None] | None = None
+    #: what `Param.complete` can name (built-ins, and what plugins add)
+    kinds: CompletionKinds = field(default_factory=builtin_kinds)
+
+    def completion_kind(self, name: str, *, description: str = "") -> Callable[[Gather], Gather]:
+        """Decorator: `func(namespace)` yields the words (or (word, description) pairs) Tab
+        offers for params with `complete=name`.
+
+        It runs on the completion refresher's thread after each command, never at Tab
+        time; work inside the namespace through `namespace.run` or `namespace.socket`.
+        """
+
+        def register(func: Gather) -> Gather:
+            kind = CompletionKind(name, description=description, gather=func, source=self.source)
+            self.kinds.add(kind)
+            return func
+
+        return register
 
     def add(self, command: Command) -> Command:
         if command.source == "built-in" and self.source != "built-in":
