@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from .commands.grammar import Walker
 from .commands.line import quote, tokenize
-from .commands.registry import Command, Param, Registry
+from .commands.registry import Command, Registry
+from .errors import UsageError
 from .sanitize import for_terminal
 
 if TYPE_CHECKING:
@@ -51,23 +53,46 @@ class Expectation:
     choices: tuple[str, ...] = ()
     #: where the word under the cursor starts in the text (its quotes included)
     start: int = 0
+    #: the option the word starts with when its value is attached ('-i' of '-ieth',
+    #: '--count=' of '--count=5'): kept in front of each candidate
+    attached: str = ""
 
 
-def _words(text: str) -> tuple[list[str], bool, int]:
-    """Words of the last command in `text`, whether the cursor starts a new word, and
-    where the word under the cursor starts in `text` (its quotes included)."""
+def _words(text: str) -> tuple[str, list[str], bool, int]:
+    """The operator the cursor's command part follows ('' at the start, ';', '|', '>', '>>'),
+    the words since it, whether the cursor starts a new word, and where the word under
+    the cursor starts in `text` (its quotes included)."""
     tokens = tokenize(text, partial=True)
     last_op = max((i for i, t in enumerate(tokens) if t.op), default=-1)
     words = tokens[last_op + 1 :]
+    after = tokens[last_op].text if last_op >= 0 else ""
     trailing = not words or words[-1].end < len(text)
     start = len(text) if trailing else words[-1].start
-    return [t.text for t in words], trailing, start
+    return after, [t.text for t in words], trailing, start
 
 
 def expected_at(registry: Registry, text: str) -> Expectation:
-    """Work out what the word under the cursor should be."""
-    words, trailing, start = _words(text)
-    return replace(_expected(registry, words, trailing), start=start)
+    """Work out what the word under the cursor should be.
+
+    Within a command, the words are read by the parser's own walker
+    (commands/grammar.py), so Tab offers what the parser accepts there.
+    After `|` come a host program and its arguments (file names), after `>`
+    a file name.
+    """
+    after, words, trailing, start = _words(text)
+    if after in ("|", ">", ">>"):
+        expect = _after_operator(after, words, trailing)
+    else:
+        expect = _expected(registry, words, trailing)
+    return replace(expect, start=start)
+
+
+def _after_operator(operator: str, words: list[str], trailing: bool) -> Expectation:
+    prefix = "" if trailing else words[-1]
+    done = len(words) if trailing else len(words) - 1
+    if operator == "|":
+        return Expectation("program" if done == 0 else "file", prefix)
+    return Expectation("file" if done == 0 else "none", prefix)
 
 
 def _expected(registry: Registry, words: list[str], trailing: bool) -> Expectation:
@@ -77,54 +102,27 @@ def _expected(registry: Registry, words: list[str], trailing: bool) -> Expectati
     if command is None:
         return Expectation("none", "")
     prefix = "" if trailing else words[-1]
-    done = words[1:] if trailing else words[1:-1]
-    by_flag = {flag: p for p in command.params for flag in p.flags}
-    if done and done[-1] in by_flag and not by_flag[done[-1]].is_switch:
-        param = by_flag[done[-1]]
-        return Expectation(param.complete or "none", prefix, command, choices=param.choices)
-    positional = _next_positional(command, done, by_flag)
-    if positional is not None and positional.rest and _rest_started(command, done, by_flag):
-        if positional.choices:
-            return Expectation("none", prefix, command, choices=positional.choices)
-        return Expectation("file", prefix, command)
-    used = set(done)
-    options = tuple(
-        flag
-        for p in command.params
-        for flag in p.flags
-        if flag not in used and (prefix.startswith("-") or not flag.startswith("-"))
+    walker = Walker(command)
+    for word in words[1:] if trailing else words[1:-1]:
+        try:
+            walker.feed(word)
+        except UsageError:
+            continue  # a word the parser will refuse: complete the rest as best we can
+    step = walker.next(prefix)
+    if step.param is None:
+        kind = "option" if step.value.startswith("-") and step.options else "none"
+        return Expectation(kind, step.value, command, options=step.options)
+    kind = step.param.complete or "none"
+    if step.rest_tail and kind == "program":
+        kind = "file"  # the program's own arguments
+    return Expectation(
+        kind,
+        step.value,
+        command,
+        options=step.options,
+        choices=step.param.choices,
+        attached=step.attached,
     )
-    if prefix.startswith("-"):
-        return Expectation("option", prefix, command, options=options)
-    kind = positional.complete if positional is not None and positional.complete else "none"
-    choices = positional.choices if positional is not None else ()
-    return Expectation(kind, prefix, command, options=options, choices=choices)
-
-
-def _next_positional(command: Command, done: list[str], by_flag: dict[str, Param]) -> Param | None:
-    positionals = [p for p in command.params if p.is_positional]
-    filled = 0
-    i = 0
-    while i < len(done):
-        param = by_flag.get(done[i])
-        if param is not None:
-            i += 1 if param.is_switch else 2
-            continue
-        if positionals and positionals[min(filled, len(positionals) - 1)].rest:
-            return positionals[-1]
-        filled += 1
-        i += 1
-    return positionals[filled] if filled < len(positionals) else None
-
-
-def _rest_started(command: Command, done: list[str], by_flag: dict[str, Param]) -> bool:
-    i = 0
-    while i < len(done):
-        param = by_flag.get(done[i])
-        if param is None:
-            return True
-        i += 1 if param.is_switch else 2
-    return False
 
 
 def candidates(
@@ -143,7 +141,7 @@ def candidates(
     for word, meta in pool:
         if word.startswith(expect.prefix) and word not in seen:
             seen.add(word)
-            yield word, meta
+            yield expect.attached + word, meta
 
 
 def _option_help(command: Command | None, flag: str) -> str:
@@ -264,7 +262,7 @@ def make_completer(registry: Registry, refresher: StateRefresher):  # -> prompt_
             expect = expected_at(registry, document.text_before_cursor)
             kind = registry.kinds.get(expect.kind)
             if kind is not None and kind.paths:
-                yield from paths.get_completions(_last_word_document(document), complete_event)
+                yield from paths.get_completions(_path_document(expect), complete_event)
                 return
             replaced = expect.start - len(document.text_before_cursor)
             for word, meta in candidates(expect, registry, refresher.state):
@@ -279,8 +277,9 @@ def make_completer(registry: Registry, refresher: StateRefresher):  # -> prompt_
     return ShellCompleter()
 
 
-def _last_word_document(document: Document) -> Document:
+def _path_document(expect: Expectation) -> Document:
+    """The file name typed so far, as its own document (its quotes and any option that
+    carries it removed: `-w/tmp/x` -> `/tmp/x`): the path completer replaces its tail."""
     from prompt_toolkit.document import Document as Doc
 
-    word = document.text_before_cursor.split(" ")[-1]
-    return Doc(word, len(word))
+    return Doc(expect.prefix, len(expect.prefix))

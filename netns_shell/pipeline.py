@@ -84,6 +84,10 @@ def run_piped(session: Session, line: CommandLine) -> int:
     except KeyboardInterrupt:
         console.stderr.write("^C\n")
         return 130
+    except Exception as exc:  # the last line of defence, as in Session.run_command
+        where = session.debug_log.record(f"pipe or redirection of {list(line.words)!r}", exc)
+        console.error(f"internal error in '{line.words[0]}': {type(exc).__name__}: {exc} ({where})")
+        return 1
     finally:
         if stream is not None:
             _close(stream)
@@ -95,7 +99,10 @@ def run_piped(session: Session, line: CommandLine) -> int:
 def _open_redirect(path: str, *, append: bool) -> int:
     from .files import open_output
 
-    return open_output(path, what=">>" if append else ">", append=append)
+    what = ">>" if append else ">"
+    if "\0" in path or not path:
+        raise UsageError(f"{what}: not a file name: {path!r}")
+    return open_output(path, what=what, append=append)
 
 
 def _fd_of(stream: IO[str]) -> int | None:
@@ -132,6 +139,8 @@ def _spawn(
                         stdin=subprocess.PIPE if i == 0 else started[-1].stdout,
                         stdout=stdout if last else subprocess.PIPE,
                     )
+                except ValueError:  # a NUL byte in a word
+                    raise _SpawnError(f"{argv[0]!r}: not a program name or argument", 126) from None
                 except OSError as exc:
                     reason = "command not found" if exc.errno == errno.ENOENT else exc.strerror
                     status = 127 if exc.errno == errno.ENOENT else 126

@@ -276,8 +276,12 @@ SAFE = ("links", "routes", "neigh", "fdb", "bridges", "help", "host", "exit", "u
 
 
 @pytest.fixture(scope="module")
-def safe_session(lab):
-    """A session in a lab namespace whose registry holds only read-only, local commands."""
+def safe_session(lab, tmp_path_factory):
+    """A session in a lab namespace whose registry holds only read-only, local commands.
+
+    Lines may end in `> FILE` or `| PROGRAM`: they run in an empty directory with an
+    empty PATH, so files land there and no host program is ever found.
+    """
     from netns_shell.commands.registry import Registry
     from netns_shell.namespace import NetNamespace
     from netns_shell.render import Console
@@ -290,8 +294,17 @@ def safe_session(lab):
     console = Console(stdout=io.StringIO(), stderr=io.StringIO())
     session = Session(registry=registry, console=console)
     session.switch_to(NetNamespace.open_path(lab.entry_path))
-    yield session
-    session.close()
+    sandbox = tmp_path_factory.mktemp("fuzz-cwd")
+    (sandbox / "bin").mkdir()
+    cwd, path = os.getcwd(), os.environ.get("PATH", "")
+    os.chdir(sandbox)
+    os.environ["PATH"] = str(sandbox / "bin")
+    try:
+        yield session
+    finally:
+        os.chdir(cwd)
+        os.environ["PATH"] = path
+        session.close()
 
 
 @settings(
