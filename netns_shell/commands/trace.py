@@ -157,7 +157,7 @@ def trace(session: Session, args: dict[str, Any]) -> Result:
     try:
         hops = tracer.trace(source or session.namespace, request)
         if args["probe"]:
-            from ..trace_probe import probe_path
+            from ..trace.probe import probe_path
 
             hops = probe_path(tracer, source or session.namespace, request, hops)
     finally:

@@ -19,10 +19,10 @@ import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .firewall import parse_save, run_in_namespace
+from ..firewall import parse_save, run_in_namespace
 
 if TYPE_CHECKING:
-    from .namespace import NetNamespace
+    from ..namespace import NetNamespace
 
 __all__ = ["HOOKS", "Packet", "RuleSet", "Verdict", "load_rules"]
 

@@ -31,12 +31,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .capture.pcap import Handle
-from .errors import CaptureError, NamespaceError
-from .namespace import NetNamespace
+from ..capture.pcap import Handle
+from ..errors import CaptureError, NamespaceError
+from ..namespace import NetNamespace
 
 if TYPE_CHECKING:
-    from .trace import Tracer, TraceRequest
+    from .records import TraceRequest
+    from .tracer import Tracer
 
 __all__ = ["probe_path"]
 
