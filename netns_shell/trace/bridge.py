@@ -139,8 +139,37 @@ class BridgeWalk(Places):
                     return port
         return None
 
+    def _down_owner(
+        self, place: Place, bridge: Record, in_port: Record | None, mac: str
+    ) -> Record | None:
+        """A port that is down and whose far end has `mac` (the kernel flushed its FDB entry
+        when the port went down, so the FDB no longer names it)."""
+        for port in place.links.values():
+            if port.get("master") != bridge.get("ifname") or port is in_port:
+                continue
+            if "UP" in port.get("flags", []) and "LOWER_UP" in port.get("flags", []):
+                continue
+            if port.get("linkinfo", {}).get("info_kind") == "veth":
+                peer = self._peer(place, port)
+                if peer is not None and str(peer[1].get("address", "")).lower() == mac:
+                    return port
+        return None
+
     def _no_fdb(self, place: Place, name: str, in_port: Record | None, frame: Frame) -> None:
         iif = in_port.get("ifname") if in_port else None
+        down = self._down_owner(place, place.link(name), in_port, (frame.mac or "").lower())
+        if down is not None:
+            self._drop(
+                place,
+                "bridge",
+                f"{name}: no fdb entry for {frame.mac}: its port {down.get('ifname')} is down",
+                "link-down",
+                f"{down.get('ifname')} (the port to {frame.mac}) is "
+                f"{'down (admin)' if 'UP' not in down.get('flags', []) else 'without carrier'}"
+                f", operstate {down.get('operstate')}: the bridge does not flood to it",
+                iif=iif,
+                oif=down.get("ifname"),
+            )
         evidence = f"no FDB entry for {frame.mac} on {name} and no flood target has it"
         reason = "no-fdb"
         if frame.next_ip and frame.mac_from:

@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass
 
 from ..discovery import NAME_LABELS, NamespaceEntry
+from ..docker import DockerError, DockerNames
 from ..engine_view import OverlayNode
 from ..namespace import NetNamespace
 from ..netlink.core import NetlinkSocket
@@ -94,6 +95,7 @@ class Places(HopLog):
         self.nodes = list(nodes or [])
         self._places: list[Place] = []
         self._resolver = PeerResolver(entries)
+        self._names: dict[str, DockerNames | None] = {}  # node -> what its engine names
 
     def close_all(self) -> None:
         for p in self._places:
@@ -104,23 +106,36 @@ class Places(HopLog):
 
     def _place(self, ns: NetNamespace, entry: NamespaceEntry | None = None) -> Place:
         entry = entry or self._entry_of(ns)
-        name = ""
-        if entry is not None:
-            name = next((str(entry.labels[k]) for k in NAME_LABELS if entry.labels.get(k)), "")
         netns = entry.name if entry is not None else ns.label
         path = entry.paths[0] if entry is not None and entry.paths else ns.path
-        place = Place(
-            ns, os.path.basename(netns), self._node_of(path), name=name, entry=entry, path=path
-        )
+        node = self._node_of(path)
+        name = _name_in(entry.labels) if entry is not None else ""
+        place = Place(ns, os.path.basename(netns), node, name=name, entry=entry, path=path)
+        if not name:
+            place.name = self._engine_name(node, path)
         self._places.append(place)
         return place
+
+    def _engine_name(self, node_name: str, path: str) -> str:
+        """The container or network in the namespace file `path`, from the engine of the node
+        whose namespace directory holds it ("" when none says)."""
+        node = next((n for n in self.nodes if n.name == node_name), None)
+        if node is None or node.error is not None or not _under(path, node.netns_dir):
+            return ""
+        if node.name not in self._names:
+            try:
+                self._names[node.name] = DockerNames.load(node.client)
+            except DockerError:
+                self._names[node.name] = None
+        names = self._names[node.name]
+        return _name_in(names.labels_for(os.path.basename(path))) if names else ""
 
     def _entry_of(self, ns: NetNamespace) -> NamespaceEntry | None:
         return next((e for e in self.entries if (e.dev, e.inode) == ns.key), None)
 
     def _node_of(self, path: str) -> str:
         for node in self.nodes:
-            if node.netns_dir and path.startswith(node.netns_dir.rstrip("/") + "/"):
+            if _under(path, node.netns_dir):
                 return node.name
             if node.name and os.path.basename(path).endswith(f"-{node.name}"):
                 return node.name  # the node's own namespace (the swarm lab names them so)
@@ -172,3 +187,11 @@ class Places(HopLog):
 
     def _check_link(self, place: Place, step: str, link: Record, what: str) -> None:
         raise NotImplementedError
+
+
+def _name_in(labels: dict) -> str:
+    return next((str(labels[k]) for k in NAME_LABELS if labels.get(k)), "")
+
+
+def _under(path: str, directory: str | None) -> bool:
+    return bool(directory) and path.startswith(str(directory).rstrip("/") + "/")

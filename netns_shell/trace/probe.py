@@ -84,6 +84,7 @@ def probe_path(
         summary += f"; first missing at hop {first_missing['hop']} ({_where(first_missing)})"
     elif last_seen is not None:
         summary += "; seen at every hop"
+    summary += _agreement(hops[-1], first_missing)
     unopened = [p for p, h in captures.items() if h is None]
     if unopened:
         summary += f"; no capture in {', '.join(os.path.basename(p) for p in unopened)}"
@@ -91,6 +92,20 @@ def probe_path(
     hops[-1]["probe"] = summary
     hops[-1]["kfree_skb"] = drops.get("text", "")
     return hops
+
+
+def _agreement(dead: Record, first_missing: Record | None) -> str:
+    """Where the probe died against where the static trace drops it (sets `probe_agrees`)."""
+    if dead["verdict"] != "dropped" or "seen" not in dead:
+        return ""
+    if dead["seen"] and first_missing is None:
+        dead["probe_agrees"] = True
+        return f"; it dies inside {_where(dead)} (hop {dead['hop']}), where the trace drops it"
+    if first_missing is dead:
+        dead["probe_agrees"] = True
+        return f"; missing from hop {dead['hop']} on, where the trace drops it"
+    dead["probe_agrees"] = False
+    return f"; the trace drops it at hop {dead['hop']}: the probe disagrees"
 
 
 def _where(hop: Record) -> str:
