@@ -11,13 +11,14 @@ and the engines (`docker -H NODE inspect / network inspect -v`).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 
 from netns_shell.engine_view import overlay_mac
 from tests.conftest import netns_shell
-from tests.swarmenv import engine_oracle, fdb_oracle, in_overlay, nodes_option
+from tests.swarmenv import engine_oracle, fdb_oracle, in_overlay, nodes_option, remote_tasks
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("swarm")]
 
@@ -29,8 +30,12 @@ def swarm(docker_swarm):
     docker_swarm.wait_converged()
 
 
+def env_of(swarm) -> dict[str, str]:
+    return {"NETNS_SHELL_PATH": ":".join(n.netns_dir for n in swarm.nodes)}
+
+
 def trace(swarm, dest: str, *extra: str, nodes: str | None = None):
-    env = {"NETNS_SHELL_PATH": ":".join(n.netns_dir for n in swarm.nodes)}
+    env = env_of(swarm)
     nodes = nodes or nodes_option(swarm)
     line = " ".join(["trace", "--from", swarm.containers["n1"], dest, "--nodes", nodes, *extra])
     run = netns_shell("--json", "-c", line, env=env, timeout=60)
@@ -40,9 +45,37 @@ def trace(swarm, dest: str, *extra: str, nodes: str | None = None):
 
 def container(swarm, node) -> tuple[str, str]:
     """(IP on the overlay, sandbox file name) of the container pinned on `node`."""
+    ip, key = sandbox(swarm, node)
+    return ip, key.rsplit("/", 1)[-1]
+
+
+def sandbox(swarm, node) -> tuple[str, str]:
+    """(IP on the overlay, sandbox path) of the container pinned on `node` (docker inspect)."""
     info = json.loads(node.docker("inspect", swarm.containers[node.name]))[0]
     net = info["NetworkSettings"]["Networks"][swarm.network]
-    return net["IPAddress"], info["NetworkSettings"]["SandboxKey"].rsplit("/", 1)[-1]
+    return net["IPAddress"], info["NetworkSettings"]["SandboxKey"]
+
+
+def in_ns(path: str, *argv: str, check: bool = True) -> str:
+    """A host program run in the namespace file `path` (nsenter --net); its stdout."""
+    return subprocess.run(
+        ["nsenter", f"--net={path}", *argv], capture_output=True, text=True, check=check
+    ).stdout
+
+
+def ip_j(path: str, *argv: str) -> list:
+    return json.loads(in_ns(path, "ip", "-j", *argv) or "[]")
+
+
+def probe(swarm, dest: str, *extra: str):
+    """`trace --probe`; the hops, each with `seen`, and the probe's summary on the last."""
+    run, hops = trace(swarm, dest, *extra, "--probe")
+    assert "probe" in hops[-1], run.stdout
+    return run, hops
+
+
+def seen(hops: list[dict]) -> list:
+    return [h.get("seen") for h in hops]
 
 
 def ping_from_c1(swarm, ip: str) -> int:
@@ -69,6 +102,20 @@ def test_healthy_cross_node_path(swarm):
     assert (under["node"], under["src"], under["outer_size"]) == ("n1", n1.addr, 84 + 50)
     assert any(h["step"] == "underlay-in" and h["node"] == "n2" for h in hops)
     assert ping_from_c1(swarm, ip) == 0
+    # names from each node's own engine: the containers, and the network of the overlay
+    names = {h["netns"]: h["name"] for h in hops}
+    assert names[container(swarm, n1)[1]] == swarm.containers["n1"]
+    assert names[sandbox] == swarm.containers["n2"]
+    overlay = os.path.basename(swarm.overlay_ns(n2))
+    assert names[overlay] == json.loads(n2.docker("network", "inspect", swarm.network))[0]["Name"]
+    text = netns_shell("-c", f"trace --from {swarm.containers['n1']} {ip} --nodes "
+                       f"{nodes_option(swarm)}", env=env_of(swarm))  # fmt: skip
+    assert f"{sandbox} ({swarm.containers['n2']})" in text.stdout
+    # --probe: seen in every namespace of the path, on both nodes
+    run, hops = probe(swarm, ip)
+    assert run.status == 0, run.stdout
+    assert seen(hops) == [True] * 8
+    assert "seen at every hop" in hops[-1]["probe"] and "probe_agrees" not in hops[-1]
 
 
 def test_wrong_vtep(swarm):
@@ -92,6 +139,10 @@ def test_wrong_vtep(swarm):
         )
         assert n2.addr in dead["evidence"]
         assert ping_from_c1(swarm, ip) != 0
+        run, hops = probe(swarm, ip)
+        # the probe leaves n1's overlay for n3, off the path: it dies past hop 3
+        assert run.status == 1 and seen(hops) == [True, True, True]
+        assert "last seen at hop 3" in hops[-1]["probe"] and hops[-1]["probe_agrees"]
     finally:
         in_overlay(swarm, n1, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n2.addr,
                    "self", "permanent")  # fmt: skip
@@ -124,6 +175,15 @@ def test_udp_4789_dropped_between_two_nodes(swarm, side):
             "netfilter",
         )
         assert rule in dead["evidence"] and "--dport 4789 -j DROP" in dead["evidence"]
+        run, hops = probe(swarm, ip)
+        assert run.status == 1 and hops[-1]["probe_agrees"], run.stdout
+        if side == "receiver":  # captured on n2's eth0 before INPUT drops it
+            assert seen(hops) == [True] * 5
+            assert f"it dies inside n2 {n2.netns} (hop 5)" in hops[-1]["probe"]
+        else:  # OUTPUT drops it before it reaches n1's eth0
+            assert seen(hops) == [True, True, True, False]
+            assert f"first missing at hop 4 (n1 {n1.netns})" in hops[-1]["probe"]
+        assert "NETFILTER_DROP" in hops[-1]["kfree_skb"]
     finally:
         undo()
 
@@ -137,3 +197,209 @@ def test_a_node_that_cannot_be_reached_is_named(swarm):
     last = hops[-1]
     assert (last["verdict"], last["reason"], last["node"]) == ("unknown", "node-unreachable", "n1")
     assert "node n2 cannot be reached" in last["evidence"]
+
+
+def test_blackhole_route_in_the_source_container(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, _ = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    in_ns(c1, "ip", "route", "add", "blackhole", ip)
+    try:
+        assert ip in [r["dst"] for r in ip_j(c1, "route", "show", "type", "blackhole")]
+        assert ping_from_c1(swarm, ip) != 0
+        run, hops = trace(swarm, ip)
+        assert run.status == 1 and len(hops) == 1, run.stdout
+        dead = hops[-1]
+        assert (dead["node"], dead["netns"], dead["name"], dead["step"], dead["reason"]) == (
+            "n1", os.path.basename(c1), swarm.containers["n1"], "route", "blackhole",
+        )  # fmt: skip
+        assert f"blackhole {ip} table main" in dead["evidence"]
+        run, hops = probe(swarm, ip)
+        assert seen(hops) == [False] and hops[-1]["probe_agrees"]
+        assert "send refused: Invalid argument; seen nowhere" in hops[-1]["probe"]
+    finally:
+        in_ns(c1, "ip", "route", "del", "blackhole", ip, check=False)
+
+
+def test_neighbour_to_a_wrong_mac_in_the_source_container(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, _ = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    wrong = "02:42:0a:ff:00:99"
+    in_ns(c1, "ip", "neigh", "replace", ip, "lladdr", wrong, "dev", "eth0", "nud", "permanent")
+    try:
+        assert {n["dst"]: n["lladdr"] for n in ip_j(c1, "neigh", "show", "dev", "eth0")}[
+            ip
+        ] == wrong
+        assert wrong not in {e["mac"] for e in fdb_oracle(swarm, n1)}
+        assert ping_from_c1(swarm, ip) != 0
+        run, hops = trace(swarm, ip)
+        assert run.status == 1, run.stdout
+        assert hops[0]["lladdr"] == wrong
+        dead = hops[-1]
+        overlay = os.path.basename(swarm.overlay_ns(n1))
+        assert (dead["node"], dead["netns"], dead["step"], dead["reason"]) == (
+            "n1", overlay, "bridge", "neigh-wrong-mac",
+        )  # fmt: skip
+        assert overlay_mac(ip) in dead["evidence"] and wrong in dead["evidence"]
+        run, hops = probe(swarm, ip)
+        assert seen(hops) == [True, True] and hops[-1]["probe_agrees"]
+        assert f"it dies inside n1 {overlay} (hop 2)" in hops[-1]["probe"]
+        assert "NO_TX_TARGET at vxlan_xmit" in hops[-1]["kfree_skb"]  # flooded to vxlan0
+    finally:
+        in_ns(c1, "ip", "neigh", "del", ip, "dev", "eth0", check=False)
+
+
+def test_fdb_entry_deleted_on_the_source_node(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, _ = sandbox(swarm, n2)
+    mac = overlay_mac(ip)
+    in_overlay(swarm, n1, "bridge", "fdb", "del", mac, "dev", "vxlan0", "dst", n2.addr, "self")
+    try:
+        assert mac not in {e["mac"] for e in fdb_oracle(swarm, n1)}
+        assert remote_tasks(swarm, n1)[ip] == n2.addr  # the engine still places it at n2
+        assert ping_from_c1(swarm, ip) != 0
+        run, hops = trace(swarm, ip)
+        assert run.status == 1, run.stdout
+        dead = hops[-1]
+        overlay = os.path.basename(swarm.overlay_ns(n1))
+        assert (dead["node"], dead["netns"], dead["step"], dead["reason"]) == (
+            "n1", overlay, "vxlan", "no-fdb",
+        )  # fmt: skip
+        assert f"no FDB entry for {mac}" in dead["evidence"]
+        run, hops = probe(swarm, ip)
+        assert seen(hops) == [True, True, True] and hops[-1]["probe_agrees"]
+        assert "NO_TX_TARGET at vxlan_xmit" in hops[-1]["kfree_skb"]
+    finally:
+        in_overlay(swarm, n1, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n2.addr,
+                   "self", "permanent")  # fmt: skip
+
+
+def test_destination_port_down_on_the_remote_node(swarm):
+    n2 = swarm.nodes[1]
+    ip, c2 = sandbox(swarm, n2)
+    overlay = swarm.overlay_ns(n2)
+    [eth0] = ip_j(c2, "link", "show", "eth0")
+    port = next(
+        link["ifname"] for link in ip_j(overlay, "link") if link["ifindex"] == eth0["link_index"]
+    )
+    in_ns(overlay, "ip", "link", "set", port, "down")
+    try:
+        [link] = ip_j(overlay, "link", "show", port)
+        assert "UP" not in link["flags"]
+        assert ping_from_c1(swarm, ip) != 0
+        run, hops = trace(swarm, ip)
+        assert run.status == 1, run.stdout
+        dead = hops[-1]
+        assert (dead["node"], dead["netns"], dead["step"], dead["reason"], dead["oif"]) == (
+            "n2", os.path.basename(overlay), "bridge", "link-down", port,
+        )  # fmt: skip
+        run, hops = probe(swarm, ip)
+        assert seen(hops) == [True] * 7 and hops[-1]["probe_agrees"]
+        assert f"it dies inside n2 {os.path.basename(overlay)} (hop 7)" in hops[-1]["probe"]
+    finally:
+        in_ns(overlay, "ip", "link", "set", port, "up", check=False)
+
+
+def test_iptables_drop_in_the_source_output(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, _ = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    rule = ["OUTPUT", "-d", ip, "-j", "DROP"]
+    in_ns(c1, "iptables", "-w", "-A", *rule)
+    try:
+        assert ping_from_c1(swarm, ip) != 0
+        assert f"[1:84] -A OUTPUT -d {ip}/32 -j DROP" in in_ns(c1, "iptables-save", "-c")
+        run, hops = trace(swarm, ip)
+        assert run.status == 1 and len(hops) == 1, run.stdout
+        dead = hops[-1]
+        assert (dead["node"], dead["netns"], dead["reason"]) == (
+            "n1",
+            os.path.basename(c1),
+            "netfilter",
+        )
+        assert f"-A OUTPUT -d {ip}/32 -j DROP [1 pkts, 84 B]" in dead["evidence"]
+        run, hops = probe(swarm, ip)
+        assert seen(hops) == [False] and hops[-1]["probe_agrees"]
+        assert "send refused: Operation not permitted; seen nowhere" in hops[-1]["probe"]
+        assert "NETFILTER_DROP" in hops[-1]["kfree_skb"]
+        assert f"[3:252] -A OUTPUT -d {ip}/32" in in_ns(c1, "iptables-save", "-c")
+    finally:
+        in_ns(c1, "iptables", "-w", "-D", *rule, check=False)
+
+
+def test_iptables_drop_in_the_destination_input(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, c2 = sandbox(swarm, n2)
+    src, _ = sandbox(swarm, n1)
+    rule = ["INPUT", "-s", src, "-p", "icmp", "-j", "DROP"]
+    in_ns(c2, "iptables", "-w", "-A", *rule)
+    try:
+        assert ping_from_c1(swarm, ip) != 0
+        assert f"[1:84] -A INPUT -s {src}/32 -p icmp -j DROP" in in_ns(c2, "iptables-save", "-c")
+        run, hops = trace(swarm, ip)
+        assert run.status == 1, run.stdout
+        dead = hops[-1]
+        assert (dead["node"], dead["netns"], dead["name"], dead["step"], dead["reason"]) == (
+            "n2", os.path.basename(c2), swarm.containers["n2"], "deliver", "netfilter",
+        )  # fmt: skip
+        assert f"-A INPUT -s {src}/32 -p icmp -j DROP [1 pkts, 84 B]" in dead["evidence"]
+        run, hops = probe(swarm, ip)
+        # captured in c2 before INPUT drops it: seen on every hop, dies inside c2
+        assert seen(hops) == [True] * 8 and hops[-1]["probe_agrees"]
+        assert "NETFILTER_DROP" in hops[-1]["kfree_skb"]
+        run, hops = trace(swarm, ip, "--proto", "udp", "--port", "53")
+        assert run.status == 0, run.stdout  # the icmp rule does not match udp: no false alarm
+    finally:
+        in_ns(c2, "iptables", "-w", "-D", *rule, check=False)
+
+
+def test_underlay_mtu_1400_with_size_1450(swarm):
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, _ = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    in_ns(n1.netns_path, "ip", "link", "set", "eth0", "mtu", "1400")
+    try:
+        [eth0] = ip_j(n1.netns_path, "link", "show", "eth0")
+        assert eth0["mtu"] == 1400
+        run, hops = trace(swarm, ip, "--size", "1450")
+        assert run.status == 1, run.stdout
+        dead = hops[-1]
+        assert (dead["node"], dead["netns"], dead["step"], dead["reason"], dead["mtu"]) == (
+            "n1", n1.netns, "underlay", "mtu", 1400,
+        )  # fmt: skip
+        assert "1500 B > MTU 1400 of eth0" in dead["evidence"]
+        run, hops = probe(swarm, ip, "--size", "1450")
+        assert seen(hops) == [True, True, True, False] and hops[-1]["probe_agrees"]
+        assert f"first missing at hop 4 (n1 {n1.netns})" in hops[-1]["probe"]
+        # the kernel agrees: the vxlan device sent c1 frag-needed, c1 now refuses 1450 B with DF
+        said = subprocess.run(
+            ["docker", "-H", n1.endpoint, "exec", swarm.containers["n1"], "ping", "-c", "1",
+             "-W", "1", "-M", "do", "-s", "1422", ip], capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert said.returncode != 0
+    finally:
+        in_ns(n1.netns_path, "ip", "link", "set", "eth0", "mtu", "1500", check=False)
+        in_ns(c1, "ip", "route", "flush", "cache", check=False)  # forget the learnt path MTU
+
+
+def test_forwarding_off_everywhere_on_the_overlay_path_is_no_alarm(swarm):
+    """The overlay path is bridged (br0, vxlan0) and the VXLAN socket is local on each node:
+    no namespace on it routes between interfaces, so forwarding is not needed there."""
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, c2 = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    places = [c1, swarm.overlay_ns(n1), n1.netns_path, n2.netns_path, swarm.overlay_ns(n2), c2]
+    before = {p: in_ns(p, "sysctl", "-n", "net.ipv4.ip_forward").strip() for p in places}
+    try:
+        for path in places:
+            in_ns(path, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+        assert {in_ns(p, "sysctl", "-n", "net.ipv4.ip_forward").strip() for p in places} == {"0"}
+        assert ping_from_c1(swarm, ip) == 0
+        run, hops = trace(swarm, ip)
+        assert run.status == 0 and not any(h.get("reason") for h in hops), run.stdout
+        run, hops = probe(swarm, ip)
+        assert run.status == 0 and seen(hops) == [True] * 8
+    finally:
+        for path, value in before.items():
+            in_ns(path, "sysctl", "-qw", f"net.ipv4.ip_forward={value}", check=False)
