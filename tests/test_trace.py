@@ -46,6 +46,10 @@ def last(hops: list[dict]) -> dict:
     return hops[-1]
 
 
+def seen(hops: list[dict]) -> list:
+    return [h.get("seen") for h in hops]
+
+
 def test_healthy_path_is_delivered_with_no_false_alarm(fresh_lab):
     lab = fresh_lab
     c2 = lab.members[1]
@@ -78,6 +82,9 @@ def test_blackhole_route_in_the_source(fresh_lab):
     assert len(hops) == 1
     assert (last(hops)["netns"], last(hops)["reason"]) == (lab.name("c1"), "blackhole")
     assert f"blackhole {c2.ip}" in last(hops)["evidence"]
+    run, hops = trace(lab, c2.ip, "--probe")
+    assert seen(hops) == [False] and last(hops)["probe_agrees"]
+    assert "send refused: Invalid argument; seen nowhere" in last(hops)["probe"]
 
 
 def test_neighbour_to_a_wrong_mac(fresh_lab):
@@ -101,6 +108,10 @@ def test_neighbour_to_a_wrong_mac(fresh_lab):
         "neigh-wrong-mac",
     )
     assert c2.mac in dead["evidence"] and wrong in dead["evidence"]
+    run, hops = trace(lab, c2.ip, "--probe")
+    assert seen(hops) == [True, True] and last(hops)["probe_agrees"]
+    assert f"it dies inside local {lab.name('ovl')} (hop 2)" in last(hops)["probe"]
+    assert "NO_TX_TARGET at vxlan_xmit" in last(hops)["kfree_skb"]  # flooded to vxlan0
 
 
 def test_deleted_fdb_entry_of_a_remote_endpoint(fresh_lab):
@@ -116,6 +127,9 @@ def test_deleted_fdb_entry_of_a_remote_endpoint(fresh_lab):
     assert run.status == 1
     assert (last(hops)["netns"], last(hops)["reason"]) == (lab.name("ovl"), "no-fdb")
     assert remote.mac in last(hops)["evidence"]
+    run, hops = trace(lab, remote.ip, "--probe")
+    assert seen(hops) == [True, True] and last(hops)["probe_agrees"]
+    assert "NO_TX_TARGET at vxlan_xmit" in last(hops)["kfree_skb"]
 
 
 def test_deleted_local_fdb_entry_is_flooded_and_still_delivered(fresh_lab):
@@ -149,6 +163,10 @@ def test_fdb_entry_to_an_unreachable_vtep(fresh_lab):
         "vtep-unreachable",
     )
     assert hops[-2]["vtep"] == "198.51.100.7"
+    run, hops = trace(lab, remote.ip, "--probe")
+    assert seen(hops) == [True, True, True, False] and last(hops)["probe_agrees"]
+    assert f"first missing at hop 4 (local {lab.name('ul')})" in last(hops)["probe"]
+    assert "IP_OUTNOROUTES at vxlan_xmit_one" in last(hops)["kfree_skb"]
 
 
 def test_link_down_along_the_path(fresh_lab):
@@ -193,6 +211,9 @@ def test_iptables_drop_in_the_destination_input(fresh_lab):
     dead = last(hops)
     assert (dead["netns"], dead["step"], dead["reason"]) == (lab.name("c2"), "deliver", "netfilter")
     assert "-A INPUT -s 10.0.9.2/32 -p icmp -j DROP [1 pkts, 84 B]" in dead["evidence"]
+    run, hops = trace(lab, c2.ip, "--probe")
+    assert seen(hops) == [True, True, True] and last(hops)["probe_agrees"]  # captured, then INPUT
+    assert "NETFILTER_DROP" in last(hops)["kfree_skb"]
     # udp to the same host is not matched by an icmp rule: no false alarm
     run, hops = trace(lab, c2.ip, "--proto", "udp", "--port", "53")
     assert run.status == 0, run.stdout
@@ -246,6 +267,9 @@ def test_forwarding_disabled_where_it_is_needed(fresh_lab):
         "forwarding-disabled",
     )
     assert "net.ipv4.conf.br0.forwarding = 0" in dead["evidence"]
+    run, hops = trace(lab, routed, "--probe")
+    assert seen(hops) == [True, True, True] and last(hops)["probe_agrees"]
+    assert "IP_INADDRERRORS at ip_error" in last(hops)["kfree_skb"]
     in_ns(lab, "ovl", "sysctl", "-qw", "net.ipv4.ip_forward=1")
     run, hops = trace(lab, routed)
     assert run.status == 0, run.stdout
@@ -259,6 +283,28 @@ def test_usage_errors_exit_2(lab):
     run = netns_shell("-c", f"trace --from {lab.name('c1')} no-such-container")
     assert run.status == 2 or run.status == 1
     assert run.stderr
+
+
+def test_udp_4789_dropped_leaving_the_underlay(fresh_lab):
+    lab = fresh_lab
+    remote = lab.remotes[0]
+    in_ns(lab, "ul", "iptables", "-w", "-A", "OUTPUT", "-p", "udp", "--dport", "4789", "-j", "DROP")
+    ping(lab, "c1", remote.ip)
+    saved = in_ns(lab, "ul", "iptables-save", "-c").stdout
+    assert "[1:134] -A OUTPUT -p udp -m udp --dport 4789 -j DROP" in saved  # 84 B + 50 B VXLAN
+    run, hops = trace(lab, remote.ip)
+    assert run.status == 1
+    dead = last(hops)
+    assert (dead["netns"], dead["step"], dead["reason"]) == (
+        lab.name("ul"),
+        "underlay",
+        "netfilter",
+    )
+    assert "-A OUTPUT -p udp -m udp --dport 4789 -j DROP [1 pkts, 134 B]" in dead["evidence"]
+    run, hops = trace(lab, remote.ip, "--probe")
+    assert seen(hops) == [True, True, True, False] and last(hops)["probe_agrees"]
+    assert f"first missing at hop 4 (local {lab.name('ul')})" in last(hops)["probe"]
+    assert "NETFILTER_DROP" in last(hops)["kfree_skb"]
 
 
 def test_probe_healthy_path_is_seen_at_every_hop(fresh_lab):
