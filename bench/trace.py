@@ -4,7 +4,7 @@ Builds a 3-node swarm (netns_shell.swarm, no service), then times the whole
 `netns-shell -c 'trace --from c1 c2'` in-process, a fresh session each run
 (engines asked, namespaces discovered, the walk over 8 hops on 2 nodes, and
 for --probe the captures opened in every namespace of the path, the probes
-and the wait), best and median of N runs.
+and the wait), best and median of N runs; then once as a new process.
 
     python bench/trace.py [RUNS]
 """
@@ -15,6 +15,7 @@ import contextlib
 import io
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -39,6 +40,16 @@ def main() -> int:
             print(
                 f"{label}: best {min(times):.3f} s, median {statistics.median(times):.3f} s "
                 f"over {runs} runs (2 nodes, 8 hops)",
+                file=sys.stderr,
+            )
+            started = time.monotonic()
+            done = subprocess.run(
+                [sys.executable, "-m", "netns_shell", "-c", line + extra], capture_output=True
+            )
+            assert done.returncode == 0, done.stderr
+            print(
+                f"{label}: {time.monotonic() - started:.3f} s as a new process "
+                "(python -m netns_shell -c, interpreter start-up included)",
                 file=sys.stderr,
             )
     return 0
