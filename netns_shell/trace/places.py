@@ -96,6 +96,7 @@ class Places(HopLog):
         self._places: list[Place] = []
         self._resolver = PeerResolver(entries)
         self._names: dict[str, DockerNames | None] = {}  # node -> what its engine names
+        self._opaque = False  # set by _segment_owner: the segment leaves what can be seen
 
     def close_all(self) -> None:
         for p in self._places:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ..discovery import NamespaceEntry
-from ..engine_view import OverlayNode
 from ..namespace import NetNamespace
 from .bridge import BridgeWalk
 from .links import LinkWalk
@@ -23,10 +21,6 @@ class Tracer(RoutingWalk, LinkWalk, BridgeWalk, UnderlayWalk):
     (engines) to continue on when the path leaves through a tunnel.  One
     Tracer per trace.
     """
-
-    def __init__(self, entries: list[NamespaceEntry], nodes: list[OverlayNode] | None = None):
-        super().__init__(entries, nodes)
-        self._opaque = False  # set by _segment_owner: the segment leaves what can be seen
 
     def trace(self, source: NetNamespace, request: TraceRequest) -> list[Record]:
         """The hops, the last one with the overall verdict; `source` is not closed."""
