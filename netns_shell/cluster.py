@@ -1,12 +1,20 @@
 """Run `check` on one node or on every node of a cluster and join the answers.
 
-Nodes are Docker endpoints (engine_view.NodeEndpoint).  Engines are asked in
-parallel, each with a timeout, so a frozen or dead node is reported as
-`node-unreachable` while the rest still answers; kernel tables are then read
-one namespace after the other (a thread never changes namespace, DESIGN fact 1).
-In cluster mode each node's load-balancer endpoint, which only that node's
-engine lists, is known to the others' checks, and the engines' views are
-compared with each other (`views-differ`).
+Each node contributes its material (collect.py): its engine's view of each overlay
+network and its kernel's tables.  How it is reached is the mode:
+
+* `direct`: the node's engine is a unix socket on this host and its namespace files are
+  visible here (the swarm lab, or this node itself): engines are asked in parallel,
+  each within the timeout, and the tables read one namespace after the other (a thread
+  never changes namespace, DESIGN fact 1);
+* `container`: a one-shot netns-shell container on the node's engine (agents.py);
+* `service`: a one-shot global service on the swarm (agents.py).
+
+`--via auto` takes `direct` for each node it can, `container` for the others.
+The findings come from the same functions in every mode.  A node that does not answer
+is reported as `node-unreachable` while the rest still answers.  In cluster mode each
+node's load-balancer endpoint, which only that node's engine lists, is known to the
+others' checks, and the engines' views are compared with each other (`views-differ`).
 """
 
 from __future__ import annotations
@@ -19,17 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .check import (
-    Finding,
-    check_node,
-    cross_node_findings,
-    read_tables,
-    unreachable_finding,
-)
+from .agents import AgentOptions, run_containers, run_service
+from .check import Finding, check_node, cross_node_findings, unreachable_finding
+from .collect import NetworkMaterial, NodeMaterial, connect_views, read_material
 from .discovery import NamespaceEntry
-from .docker import DockerError
-from .engine_view import Endpoint, EngineView, NodeEndpoint, OverlayNode, connect_node, load_view
-from .errors import NamespaceError, NetnsShellError
+from .engine_view import Endpoint, EngineView, NodeEndpoint
+from .errors import NetnsShellError
 
 __all__ = ["CheckError", "CheckReport", "run_check"]
 
@@ -46,13 +49,11 @@ class CheckReport:
     #: per node and network: node, network, namespace, fdb, neigh, peers, endpoints, findings
     digests: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: node -> how it was reached (direct, container, service)
+    modes: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class _Checked:
-    node: OverlayNode
-    network: dict[str, Any]
-    view: EngineView
+VIAS = ("auto", "direct", "container", "service")
 
 
 def run_check(
@@ -61,99 +62,132 @@ def run_check(
     target: str | None,
     cluster: bool,
     entries: Iterable[NamespaceEntry],
-    timeout: float = 3.0,
+    timeout: float | None = None,
+    via: str = "auto",
+    agent: AgentOptions | None = None,
 ) -> CheckReport:
     """Findings of this node (the first of `nodes`, or this shell's engine), or of every node
-    with `cluster`.  Raises CheckError when no engine answers or nothing matches `target`."""
+    with `cluster`.  Raises CheckError when no node answers or nothing matches `target`."""
     started = time.monotonic()
-    entries = list(entries)
-    specs: list[NodeEndpoint | None] = list(nodes) or [None]
-    if not cluster:
+    specs = list(nodes) or [_local_engine()]
+    if not cluster and via != "service":
         specs = specs[:1]
-    report = CheckReport()
-    with ThreadPoolExecutor(max(1, len(specs))) as pool:
-        connected = list(pool.map(lambda s: _views_of(s, target, timeout), specs))
-    answered = [c for c in connected if c[0].error is None]
-    for spec, (node, _views) in zip(specs, connected, strict=True):
-        if node.error is not None:
-            endpoint = spec.endpoint if spec else "unix:///var/run/docker.sock"
-            report.findings.append(unreachable_finding(node.name, node.error, endpoint))
-    if not answered:
-        raise CheckError(
-            "check: no engine answered: " + "; ".join(f"{n.name}: {n.error}" for n, _ in connected)
-        )
-    checked = [item for _node, views in answered for item in views]
-    if not checked:
-        what = f"matching '{target}'" if target else "with a namespace on this node"
-        raise CheckError(f"check: no overlay network {what}")
-    answering = {item.node.addr for item in checked}
-    for item in checked:
-        silent = set(item.view.peers) - answering
-        lbs = _other_load_balancers(item, checked) if cluster else None
-        try:
-            tables = read_tables(
-                item.network["path"],
-                entries,
-                {e.vtep for e in item.view.remote().values() if e.vtep},
-            )
-        except (NamespaceError, LookupError, OSError) as exc:
-            report.findings.append(
-                unreachable_finding(item.node.name, f"{item.network['path']}: {exc}", "")
-                | {"kind": "node-unreachable", "network": item.view.network}
-            )
-            continue
-        found = check_node(item.view, tables, lb_endpoints=lbs, silent_vteps=silent)
-        report.findings += found
-        report.digests.append(
-            {
-                "node": item.node.name,
-                "network": item.view.network,
-                "namespace": item.network["path"],
-                **tables.digest(),
-                "peers": len(item.view.peers),
-                "endpoints": len(item.view.endpoints),
-                "findings": len(found),
-            }
-        )
-    if cluster:
-        by_network: dict[str, list[EngineView]] = {}
-        for item in checked:
-            by_network.setdefault(item.view.network_id, []).append(item.view)
-        for views in by_network.values():
-            report.findings += cross_node_findings(views)
+    agent = dataclasses.replace(agent or AgentOptions(), target=target)
+    if timeout is not None:
+        agent.timeout = timeout
+    materials = _gather(specs, via, target, list(entries), timeout or 3.0, agent)
+    if via == "service" and not cluster:
+        materials = materials[:1]
+    report = CheckReport(modes={m.name: m.mode for m in materials})
+    _analyse(materials, report, cluster, target)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _views_of(
-    spec: NodeEndpoint | None, target: str | None, timeout: float
-) -> tuple[OverlayNode, list[_Checked]]:
-    node = connect_node(spec, timeout=timeout)
-    if node.error is not None:
-        return node, []
-    try:
-        networks = [n for n in node.overlay_networks() if _matches(n, target)]
-        return node, [_Checked(node, n, load_view(node, n["id"])) for n in networks]
-    except DockerError as exc:
-        node.error = str(exc)
-        return node, []
+def _local_engine() -> NodeEndpoint:
+    host = os.environ.get("DOCKER_HOST", "")
+    if host.startswith("unix://"):
+        return NodeEndpoint("", socket=host[len("unix://") :])
+    if host.startswith(("tcp://", "ssh://")):
+        return NodeEndpoint("", url=host)
+    return NodeEndpoint("", socket="/var/run/docker.sock")
 
 
-def _matches(network: dict[str, Any], target: str | None) -> bool:
-    if not target:
-        return True
-    return (
-        network["name"] == target
-        or network["id"].startswith(target)
-        or os.path.basename(network["path"]).startswith(target)
-    )
+def _gather(
+    specs: list[NodeEndpoint],
+    via: str,
+    target: str | None,
+    entries: list[NamespaceEntry],
+    timeout: float,
+    agent: AgentOptions,
+) -> list[NodeMaterial]:
+    if via == "service":
+        return run_service(specs[0], agent)
+    direct: dict[int, NodeMaterial] = {}
+    if via in ("auto", "direct"):
+        asked = [(i, s) for i, s in enumerate(specs) if s.socket or via == "direct"]
+        with ThreadPoolExecutor(max(1, len(asked))) as pool:
+            answers = pool.map(lambda item: _direct(item[1], target, timeout), asked)
+            for (index, _spec), material in zip(asked, answers, strict=True):
+                if material is not None:
+                    direct[index] = material
+    remote = [s for i, s in enumerate(specs) if i not in direct]
+    remote_answers = iter(run_containers(remote, agent) if remote else [])
+    materials = [direct[i] if i in direct else next(remote_answers) for i in range(len(specs))]
+    for material in materials:
+        if material.mode == "direct" and material.error is None:
+            read_material(material, entries)
+    return materials
 
 
-def _other_load_balancers(item: _Checked, checked: list[_Checked]) -> dict[str, Endpoint]:
-    found = {}
-    for other in checked:
-        lb = other.view.load_balancer
-        if other is item or lb is None or other.view.network_id != item.view.network_id:
+def _direct(spec: NodeEndpoint, target: str | None, timeout: float) -> NodeMaterial | None:
+    """The node's views when its namespace files are visible here; None: reach it otherwise."""
+    if not spec.socket:
+        return NodeMaterial(spec.name, "direct", spec.endpoint, error="not a unix socket here")
+    material = connect_views(spec, target, timeout, "direct")
+    if material.error is None and material.netns_elsewhere:
+        return None  # an engine whose namespace files this host does not see
+    return material
+
+
+def _analyse(
+    materials: list[NodeMaterial], report: CheckReport, cluster: bool, target: str | None
+) -> None:
+    for material in materials:
+        if material.error is not None:
+            report.findings.append(
+                unreachable_finding(material.name, material.error, material.endpoint)
+            )
+    answered = [m for m in materials if m.error is None]
+    if not answered:
+        raise CheckError(
+            "check: no node answered: " + "; ".join(f"{m.name}: {m.error}" for m in materials)
+        )
+    checked = [(m, item) for m in answered for item in m.networks]
+    if not checked:
+        what = f"matching '{target}'" if target else "with a namespace on the node"
+        raise CheckError(f"check: no overlay network {what}")
+    answering = {m.addr for m in answered}
+    views = [item.view for _m, item in checked]
+    for material, item in checked:
+        if item.tables is None:
+            report.findings.append(
+                unreachable_finding(material.name, item.error or "no tables", "")
+                | {"network": item.view.network}
+            )
             continue
-        found[lb.ip] = dataclasses.replace(lb, local=False, vtep=other.node.addr or lb.vtep)
+        silent = set(item.view.peers) - answering
+        lbs = _other_load_balancers(item.view, views) if cluster else None
+        found = check_node(item.view, item.tables, lb_endpoints=lbs, silent_vteps=silent)
+        report.findings += found
+        report.digests.append(_digest(material, item, len(found)))
+    if cluster:
+        by_network: dict[str, list[EngineView]] = {}
+        for view in views:
+            by_network.setdefault(view.network_id, []).append(view)
+        for same in by_network.values():
+            report.findings += cross_node_findings(same)
+
+
+def _digest(material: NodeMaterial, item: NetworkMaterial, findings: int) -> dict[str, Any]:
+    assert item.tables is not None
+    return {
+        "node": material.name,
+        "mode": material.mode,
+        "network": item.view.network,
+        "namespace": item.network["path"],
+        **item.tables.digest(),
+        "peers": len(item.view.peers),
+        "endpoints": len(item.view.endpoints),
+        "findings": findings,
+    }
+
+
+def _other_load_balancers(view: EngineView, views: list[EngineView]) -> dict[str, Endpoint]:
+    found = {}
+    for other in views:
+        lb = other.load_balancer
+        if other is view or lb is None or other.network_id != view.network_id:
+            continue
+        found[lb.ip] = dataclasses.replace(lb, local=False, vtep=other.node_addr or lb.vtep)
     return found

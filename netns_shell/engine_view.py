@@ -35,6 +35,7 @@ __all__ = [
     "load_view",
     "overlay_mac",
     "parse_node",
+    "sandbox_dir",
 ]
 
 DEFAULT_NETNS_DIR = "/var/run/docker/netns"
@@ -51,29 +52,46 @@ def overlay_mac(ip: str) -> str | None:
 
 @dataclass(frozen=True)
 class NodeEndpoint:
-    """How to reach one node's engine: a name for the reports and a unix socket."""
+    """How to reach one node's engine: a name for the reports, and a unix socket on this
+    host (asked directly), a `tcp://` / `ssh://` URL or a docker context (through the docker
+    CLI only, for the agents: agents.py)."""
 
     name: str
-    socket: str
+    socket: str | None = None
+    url: str | None = None
+    context: str | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"unix://{self.socket}"
+        if self.socket:
+            return f"unix://{self.socket}"
+        return self.url or f"context {self.context}"
+
+    def cli_args(self) -> list[str]:
+        """The docker CLI's options that select this engine."""
+        if self.context:
+            return ["--context", self.context]
+        return ["-H", self.endpoint]
 
 
 def parse_node(text: str) -> NodeEndpoint:
-    """`NAME=unix:///path/docker.sock` (or `NAME=/path`) -> NodeEndpoint; UsageError otherwise."""
+    """`NAME=unix:///path/docker.sock` (or `NAME=/path`), `NAME=tcp://...`, `NAME=ssh://...`
+    or `NAME=CONTEXT` (a docker context) -> NodeEndpoint; UsageError otherwise."""
     name, sep, endpoint = text.partition("=")
     if not sep or not name or not endpoint:
-        raise UsageError(f"--node {text!r}: expected NAME=unix:///path/to/docker.sock")
-    if endpoint.startswith("unix://"):
-        endpoint = endpoint[len("unix://") :]
-    elif "://" in endpoint:
         raise UsageError(
-            f"--node {name}: only unix:// endpoints can be asked from here "
-            "(reach a remote node through its own netns-shell, see docs/check.md)"
+            f"--nodes {text!r}: expected NAME=unix:///path/to/docker.sock, NAME=ssh://HOST, "
+            "NAME=tcp://HOST:PORT or NAME=CONTEXT"
         )
-    return NodeEndpoint(name, endpoint)
+    if endpoint.startswith("unix://"):
+        return NodeEndpoint(name, socket=endpoint[len("unix://") :])
+    if endpoint.startswith("/"):
+        return NodeEndpoint(name, socket=endpoint)
+    if endpoint.startswith(("tcp://", "ssh://")):
+        return NodeEndpoint(name, url=endpoint)
+    if "://" in endpoint or endpoint.startswith("-"):
+        raise UsageError(f"--nodes {name}: unsupported endpoint {endpoint!r}")
+    return NodeEndpoint(name, context=endpoint)
 
 
 @dataclass(frozen=True)
@@ -116,6 +134,8 @@ class OverlayNode:
     hostname: str = ""
     netns_dir: str = DEFAULT_NETNS_DIR
     error: str | None = None
+    #: the engine's sandboxes lie in a directory this host does not see (another machine)
+    netns_elsewhere: bool = False
 
     def overlay_networks(self) -> list[dict[str, Any]]:
         """The overlay networks of this engine that have a namespace on this node."""
@@ -151,19 +171,23 @@ def connect_node(node: NodeEndpoint | None, *, timeout: float = 3.0) -> OverlayN
     result.hostname = str(info.get("Name") or "")
     result.name = result.name or result.hostname or "local"
     result.addr = str(swarm.get("NodeAddr") or "")
-    result.netns_dir = _netns_dir(client) or DEFAULT_NETNS_DIR
+    sandboxes = sandbox_dir(client)
+    if sandboxes and os.path.isdir(sandboxes):
+        result.netns_dir = sandboxes
+    result.netns_elsewhere = bool(sandboxes) and not os.path.isdir(sandboxes or "")
     return result
 
 
-def _netns_dir(client: DockerClient) -> str | None:
-    """Where this engine puts namespace files: the directory of a container's SandboxKey."""
+def sandbox_dir(client: DockerClient) -> str | None:
+    """Where this engine puts namespace files, on its own machine: the directory of a
+    running container's SandboxKey (None: no container tells)."""
     try:
         for summary in client.get("/containers/json"):
             info = client.get(f"/containers/{summary['Id']}/json")
-            key = (info.get("NetworkSettings") or {}).get("SandboxKey") or ""
-            if key.startswith("/") and os.path.isdir(os.path.dirname(key)):
+            key = str((info.get("NetworkSettings") or {}).get("SandboxKey") or "")
+            if key.startswith("/"):
                 return os.path.dirname(key)
-    except (DockerError, KeyError, TypeError):
+    except (DockerError, KeyError, TypeError, AttributeError):
         return None
     return None
 

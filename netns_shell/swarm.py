@@ -195,6 +195,10 @@ class Swarm:
         try:
             self._build_wan()
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            # a shared mount, as / is on a systemd host: the nodes' namespace directories can
+            # then be mounted into containers with rslave propagation (DESIGN fact 16)
+            _run(["mount", "--bind", self.directory, self.directory])
+            _run(["mount", "--make-shared", self.directory])
             with ThreadPoolExecutor(len(self.nodes)) as pool:
                 list(pool.map(self._start_dockerd, self.nodes))
                 self._form_swarm()
@@ -300,6 +304,23 @@ class Swarm:
             "--network", self.network, IMAGE, "sleep", "1d",
         )  # fmt: skip
         self.containers[node.name] = name
+
+    def load_image(self, tar_path: str, tag: str, changes: list[str] = ()) -> float:
+        """`docker import` a root filesystem tar as `tag` on every node (once per tag);
+        the seconds it took."""
+        started = time.monotonic()
+
+        def load(node: SwarmNode) -> None:
+            if node.docker("images", "-q", tag):
+                return
+            argv = ["import"]
+            for change in changes:
+                argv += ["--change", change]
+            node.docker(*argv, tar_path, tag, timeout=120)
+
+        with ThreadPoolExecutor(len(self.nodes)) as pool:
+            list(pool.map(load, self.nodes))
+        return time.monotonic() - started
 
     # ------------------------------------------------------------ views
     def overlay_ns(self, node: SwarmNode) -> str:

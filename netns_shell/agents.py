@@ -1,0 +1,303 @@
+"""One-shot netns-shell agents on the nodes of a cluster, whose answers come back as JSON.
+
+A node's kernel tables can be read only on that node.  Two ways to run
+`netns-shell -c 'check --collect'` there (collect.py says what it prints):
+
+* `container`: one container per node, through each node's Docker endpoint
+  (`--nodes NAME=unix:///...|tcp://...|ssh://...|NAME=CONTEXT`): `docker run --rm`
+  with host PIDs and network, the capabilities setns and netlink need, the engine's
+  namespace directory mounted with rslave propagation and the engine's socket;
+* `service`: one global swarm service (`--mode global --restart-condition none`) on
+  the manager; each task's output comes back through the service logs API, per task.
+
+Both are bounded by one deadline: a node that does not answer in time is reported as
+unreachable and the others still count.  What was started is removed afterwards,
+also on Ctrl-C or an error: the containers (`docker rm -f`) and the service
+(`docker service rm`).  The docker CLI is run with argument vectors (no shell) in
+sessions of their own, so Ctrl-C reaches this process, which cleans up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shlex
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .collect import NodeMaterial, material_from_records, parse_lines
+from .docker import DockerClient
+from .engine_view import DEFAULT_NETNS_DIR, NodeEndpoint, sandbox_dir
+from .errors import NetnsShellError
+
+__all__ = ["AgentOptions", "agent_command", "run_containers", "run_service"]
+
+CAPABILITIES = ("SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN", "NET_RAW")
+NETNS_TARGET = "/var/run/docker/netns"
+SOCKET_TARGET = "/var/run/docker.sock"
+DEFAULT_IMAGE = "netns-shell"
+LABEL = "netns-shell.check"
+_DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
+_CLEANUP_SECONDS = 5.0
+
+
+class AgentError(NetnsShellError):
+    """The agents could not be started at all (no manager, a refused service)."""
+
+    exit_status = 2
+
+
+@dataclass
+class AgentOptions:
+    image: str = DEFAULT_IMAGE
+    #: on the node: the engine's namespace directory and socket; None: found or standard.
+    #: For a service they may hold swarm templates ({{.Node.Hostname}}).
+    netns_dir: str | None = None
+    socket: str | None = None
+    timeout: float = 20.0
+    target: str | None = None
+    token: str = field(default_factory=lambda: secrets.token_hex(4))
+
+
+def agent_command(target: str | None) -> list[str]:
+    """The agent's argument vector after the image's entrypoint (netns-shell)."""
+    line = "check --collect" + (f" {shlex.quote(target)}" if target else "")
+    return ["-c", line]
+
+
+def _cli(spec: NodeEndpoint) -> list[str]:
+    return ["docker", *spec.cli_args()]
+
+
+def _privileges() -> list[str]:
+    argv = ["--pid=host", "--network=host"]
+    for cap in CAPABILITIES:
+        argv += ["--cap-add", cap]
+    return argv
+
+
+# ------------------------------------------------------------------ container per node
+def run_containers(specs: list[NodeEndpoint], options: AgentOptions) -> list[NodeMaterial]:
+    """One container per node, in parallel, within options.timeout; a NodeMaterial each."""
+    deadline = time.monotonic() + options.timeout
+    runs = [_ContainerRun(spec, options, index) for index, spec in enumerate(specs, 1)]
+    pool = ThreadPoolExecutor(max(1, len(runs)))
+    try:
+        futures = [pool.submit(run.run, deadline) for run in runs]
+        return [f.result() for f in futures]
+    finally:
+        for run in runs:
+            run.stop()  # Ctrl-C or an error: the CLI processes first, so the threads end
+        pool.shutdown(wait=True)
+        leftover = [run for run in runs if not run.finished]
+        if leftover:
+            with ThreadPoolExecutor(len(leftover)) as cleaners:
+                list(cleaners.map(lambda run: run.remove(), leftover))
+
+
+class _ContainerRun:
+    def __init__(self, spec: NodeEndpoint, options: AgentOptions, index: int):
+        self.spec, self.options = spec, options
+        self.name = f"netns-shell-check-{options.token}-{index}"
+        self.proc: subprocess.Popen | None = None
+        self.finished = False  # the container ran to its end (--rm removed it)
+        self.stopped = False
+
+    def argv(self) -> list[str]:
+        netns = self.options.netns_dir or _engine_netns_dir(self.spec) or DEFAULT_NETNS_DIR
+        socket = self.options.socket or self.spec.socket or SOCKET_TARGET
+        return [
+            *_cli(self.spec), "run", "--rm", "--name", self.name,
+            "--label", f"{LABEL}={self.options.token}", *_privileges(),
+            "-v", f"{netns}:{NETNS_TARGET}:rslave", "-v", f"{socket}:{SOCKET_TARGET}",
+            self.options.image, *agent_command(self.options.target),
+        ]  # fmt: skip
+
+    def run(self, deadline: float) -> NodeMaterial:
+        def failed(error: str) -> NodeMaterial:
+            return NodeMaterial(self.spec.name, "container", self.spec.endpoint, error=error)
+
+        if self.stopped:
+            return failed("interrupted")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return failed(f"docker: {exc}")
+        try:
+            out, err = self.proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return failed(f"no answer within {self.options.timeout:g} s ({self.name})")
+        text = out.decode(errors="replace")
+        records = parse_lines(text.splitlines())
+        self.finished = self.proc.returncode in (0, 1) or bool(records)
+        if not records:
+            detail = err.decode(errors="replace").strip().splitlines()
+            return failed(f"the agent failed: {detail[-1] if detail else self.proc.returncode}")
+        return material_from_records(
+            records, name=self.spec.name, mode="container", endpoint=self.spec.endpoint
+        )
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    def remove(self) -> None:
+        """`docker rm -f` the container (absent already: nothing to do)."""
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run(
+                [*_cli(self.spec), "rm", "-f", self.name],
+                capture_output=True,
+                timeout=_CLEANUP_SECONDS,
+                start_new_session=True,
+            )
+
+
+def _engine_netns_dir(spec: NodeEndpoint) -> str | None:
+    """The node's namespace directory (a path on the node) when its engine is a socket here."""
+    return sandbox_dir(DockerClient(spec.socket, timeout=3)) if spec.socket else None
+
+
+# ------------------------------------------------------------------ a global service
+def run_service(manager: NodeEndpoint, options: AgentOptions) -> list[NodeMaterial]:
+    """One global service on the swarm of `manager`; a NodeMaterial per node of the swarm."""
+    deadline = time.monotonic() + options.timeout
+    cli = _cli(manager)
+    name = f"netns-shell-check-{options.token}"
+    nodes = _swarm_nodes(cli)
+    try:
+        _docker(cli, *_service_create(name, options), timeout=options.timeout)
+        return _service_answers(cli, name, nodes, options, deadline, manager)
+    finally:  # also after a create that failed or timed out: it may have made the service
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            subprocess.run(
+                [*cli, "service", "rm", name],
+                capture_output=True,
+                timeout=_CLEANUP_SECONDS,
+                start_new_session=True,
+            )
+
+
+def _service_create(name: str, options: AgentOptions) -> list[str]:
+    netns = options.netns_dir or DEFAULT_NETNS_DIR
+    socket = options.socket or SOCKET_TARGET
+    argv = [
+        "service", "create", "--detach", "--quiet", "--name", name,
+        "--mode", "global", "--restart-condition", "none", "--no-resolve-image",
+        "--label", f"{LABEL}={options.token}", "--network", "host",
+        "--mount", f"type=bind,source={netns},target={NETNS_TARGET},bind-propagation=rslave",
+        "--mount", f"type=bind,source={socket},target={SOCKET_TARGET}",
+    ]  # fmt: skip
+    for cap in CAPABILITIES:
+        argv += ["--cap-add", cap]
+    return [*argv, options.image, *agent_command(options.target)]
+
+
+def _swarm_nodes(cli: list[str]) -> dict[str, tuple[str, str]]:
+    """node ID -> (hostname, status) of every node that takes global tasks."""
+    out = _docker(cli, "node", "ls", "--format", "{{json .}}", timeout=_CLEANUP_SECONDS)
+    nodes = {}
+    for line in out.splitlines():
+        with contextlib.suppress(ValueError, AttributeError, KeyError):
+            node = json.loads(line)
+            if str(node.get("Availability", "")).lower() == "active":
+                nodes[str(node["ID"])] = (str(node["Hostname"]), str(node["Status"]).lower())
+    if not nodes:
+        raise AgentError("check --via service: the manager lists no active node")
+    return nodes
+
+
+def _service_answers(
+    cli: list[str],
+    name: str,
+    nodes: dict[str, tuple[str, str]],
+    options: AgentOptions,
+    deadline: float,
+    manager: NodeEndpoint,
+) -> list[NodeMaterial]:
+    done: dict[str, str] = {}  # node ID -> task ID of a task that ended
+    states: dict[str, str] = {}
+    wanted = {nid for nid, (_host, status) in nodes.items() if status == "ready"}
+    while wanted - set(done) and time.monotonic() < deadline:
+        for task in _tasks(cli, name):
+            states[task["node"]] = task["state"]
+            if task["state"] in _DONE:
+                done.setdefault(task["node"], task["id"])
+        if wanted - set(done):
+            time.sleep(0.2)
+    with ThreadPoolExecutor(max(1, len(done))) as pool:
+        logs = dict(
+            zip(done, pool.map(lambda t: _task_logs(cli, t, deadline), done.values()), strict=True)
+        )
+    answers = []
+    for nid, (host, status) in sorted(nodes.items(), key=lambda n: n[1][0]):
+        endpoint = f"{manager.endpoint} (service {name})"
+        if logs.get(nid):
+            answers.append(material_from_records(
+                logs[nid], name=None, mode="service", endpoint=endpoint))  # fmt: skip
+            continue
+        if status != "ready":
+            why = f"the manager lists the node as {status}"
+        elif nid in done:
+            why = f"its task ended ({states.get(nid)}) without an answer"
+        else:
+            task = states.get(nid, "not scheduled")
+            why = f"no answer within {options.timeout:g} s (task {task})"
+        answers.append(NodeMaterial(host, "service", endpoint, error=why))
+    return answers
+
+
+def _tasks(cli: list[str], name: str) -> list[dict[str, str]]:
+    try:
+        ids = _docker(cli, "service", "ps", "-q", "--no-trunc", name, timeout=_CLEANUP_SECONDS)
+        if not ids:
+            return []
+        out = _docker(cli, "inspect", *ids.split(), timeout=_CLEANUP_SECONDS)
+        return [
+            {
+                "id": str(t["ID"]),
+                "node": str(t.get("NodeID") or ""),
+                "state": str((t.get("Status") or {}).get("State") or ""),
+            }
+            for t in json.loads(out)
+        ]
+    except (AgentError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _task_logs(cli: list[str], task: str, deadline: float) -> list[dict]:
+    try:
+        out = _docker(
+            cli, "service", "logs", "--raw", "--no-trunc", task,
+            timeout=max(1.0, deadline - time.monotonic()),
+        )  # fmt: skip
+    except (AgentError, subprocess.TimeoutExpired):
+        return []
+    return parse_lines(out.splitlines())
+
+
+def _docker(cli: list[str], *args: str, timeout: float) -> str:
+    proc = subprocess.run(
+        [*cli, *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+        start_new_session=True,
+    )
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()
+        raise AgentError(f"docker {args[0]} {args[1]}: {detail[-1] if detail else 'failed'}")
+    return proc.stdout.strip()
