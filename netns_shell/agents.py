@@ -42,6 +42,9 @@ DEFAULT_IMAGE = "netns-shell"
 LABEL = "netns-shell.check"
 _DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 _CLEANUP_SECONDS = 5.0
+#: how long a container's removal may take: a frozen engine answers never, and the
+#: container removes itself (--rm) if it ever ran
+_REMOVE_SECONDS = 2.0
 
 
 class AgentError(NetnsShellError):
@@ -99,18 +102,22 @@ def run_containers(specs: list[NodeEndpoint], options: AgentOptions) -> list[Nod
 
 
 class _ContainerRun:
+    """One node's container: asked whether the engine answers, created (a request never
+    cut short, so that what the engine made is known), started attached, removed."""
+
     def __init__(self, spec: NodeEndpoint, options: AgentOptions, index: int):
         self.spec, self.options = spec, options
         self.name = f"netns-shell-check-{options.token}-{index}"
         self.proc: subprocess.Popen | None = None
-        self.finished = False  # the container ran to its end (--rm removed it)
+        self.phase = "wait"  # wait, ping, create, start, done
+        self.finished = False  # nothing to remove: never created, or ran to its end (--rm)
         self.stopped = False
 
-    def argv(self) -> list[str]:
+    def create_argv(self) -> list[str]:
         netns = self.options.netns_dir or _engine_netns_dir(self.spec) or DEFAULT_NETNS_DIR
         socket = self.options.socket or self.spec.socket or SOCKET_TARGET
         return [
-            *_cli(self.spec), "run", "--rm", "--name", self.name,
+            "create", "--rm", "--name", self.name,
             "--label", f"{LABEL}={self.options.token}", *_privileges(),
             "-v", f"{netns}:{NETNS_TARGET}:rslave", "-v", f"{socket}:{SOCKET_TARGET}",
             self.options.image, *agent_command(self.options.target),
@@ -120,39 +127,60 @@ class _ContainerRun:
         def failed(error: str) -> NodeMaterial:
             return NodeMaterial(self.spec.name, "container", self.spec.endpoint, error=error)
 
-        if self.stopped:
-            return failed("interrupted")
+        late = f"no answer within {self.options.timeout:g} s"
+        # a frozen engine would take the create and make the container when it thaws, with
+        # nobody left to remove it: ask first whether it answers at all
+        for phase, argv in (
+            ("ping", ["version", "--format", "{{.Server.Version}}"]),
+            ("create", self.create_argv()),
+            ("start", ["start", "--attach", self.name]),
+        ):
+            if self.stopped:
+                self.finished = phase in ("ping", "create")
+                return failed("interrupted")
+            self.phase = phase
+            code, out, err = self._call(argv, deadline)
+            if code is None:
+                self.finished = phase == "ping"
+                return failed(f"{late} ({phase}{' ' + self.name if phase != 'ping' else ''})")
+            if phase != "start" and code != 0:
+                self.finished = True
+                return failed(f"docker {phase}: {_last_line(err) or code}")
+        self.phase, self.finished = "done", True
+        records = parse_lines(out.splitlines())
+        if not records:
+            return failed(f"the agent failed: {_last_line(err) or code}")
+        return material_from_records(
+            records, name=self.spec.name, mode="container", endpoint=self.spec.endpoint
+        )
+
+    def _call(self, argv: list[str], deadline: float) -> tuple[int | None, str, str]:
+        """(exit status or None after the deadline, stdout, stderr) of one docker CLI call."""
         try:
             self.proc = subprocess.Popen(
-                self.argv(),
+                [*_cli(self.spec), *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
             )
         except OSError as exc:
-            return failed(f"docker: {exc}")
+            return 127, "", str(exc)
         try:
             out, err = self.proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
-            return failed(f"no answer within {self.options.timeout:g} s ({self.name})")
-        text = out.decode(errors="replace")
-        records = parse_lines(text.splitlines())
-        self.finished = self.proc.returncode in (0, 1) or bool(records)
-        if not records:
-            detail = err.decode(errors="replace").strip().splitlines()
-            return failed(f"the agent failed: {detail[-1] if detail else self.proc.returncode}")
-        return material_from_records(
-            records, name=self.spec.name, mode="container", endpoint=self.spec.endpoint
-        )
+            return None, "", ""
+        return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
     def stop(self) -> None:
+        """Ctrl-C or an error: end the attached start (the create is let finish)."""
         self.stopped = True
-        if self.proc is not None and self.proc.poll() is None:
+        proc = self.proc
+        if self.phase == "start" and proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+                proc.kill()
 
     def remove(self) -> None:
         """`docker rm -f` the container (absent already: nothing to do)."""
@@ -160,9 +188,14 @@ class _ContainerRun:
             subprocess.run(
                 [*_cli(self.spec), "rm", "-f", self.name],
                 capture_output=True,
-                timeout=_CLEANUP_SECONDS,
+                timeout=_REMOVE_SECONDS,
                 start_new_session=True,
             )
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _engine_netns_dir(spec: NodeEndpoint) -> str | None:
@@ -243,7 +276,7 @@ def _service_answers(
         )
     answers = []
     for nid, (host, status) in sorted(nodes.items(), key=lambda n: n[1][0]):
-        endpoint = f"{manager.endpoint} (service {name})"
+        endpoint = " ".join(manager.cli_args())
         if logs.get(nid):
             answers.append(material_from_records(
                 logs[nid], name=None, mode="service", endpoint=endpoint))  # fmt: skip
@@ -273,7 +306,7 @@ def _tasks(cli: list[str], name: str) -> list[dict[str, str]]:
             }
             for t in json.loads(out)
         ]
-    except (AgentError, ValueError, KeyError, TypeError):
+    except (AgentError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError):
         return []
 
 
@@ -289,15 +322,28 @@ def _task_logs(cli: list[str], task: str, deadline: float) -> list[dict]:
 
 
 def _docker(cli: list[str], *args: str, timeout: float) -> str:
-    proc = subprocess.run(
+    """One docker CLI call; its stdout.  Ctrl-C lets the request finish (within
+    _CLEANUP_SECONDS) so that what the engine made is known and can be removed."""
+    proc = subprocess.Popen(
         [*cli, *args],
-        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         errors="replace",
-        timeout=timeout,
         start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except KeyboardInterrupt:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=_CLEANUP_SECONDS)
+        proc.kill()
+        raise
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
     if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()
-        raise AgentError(f"docker {args[0]} {args[1]}: {detail[-1] if detail else 'failed'}")
-    return proc.stdout.strip()
+        raise AgentError(f"docker {args[0]} {args[1]}: {_last_line(err) or 'failed'}")
+    return out.strip()

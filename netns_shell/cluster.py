@@ -135,9 +135,10 @@ def _analyse(
 ) -> None:
     for material in materials:
         if material.error is not None:
-            report.findings.append(
-                unreachable_finding(material.name, material.error, material.endpoint)
-            )
+            finding = unreachable_finding(material.name, material.error, material.endpoint)
+            if material.mode == "service":  # the manager's endpoint: ask it about the node
+                finding["hint"] = f"docker {material.endpoint} node ps {material.name}"
+            report.findings.append(finding)
     answered = [m for m in materials if m.error is None]
     if not answered:
         raise CheckError(
