@@ -209,6 +209,28 @@ def test_a_frozen_node_is_unreachable_and_the_others_answer(swarm):
     assert "n1 " in run.stderr and "n2 " in run.stderr  # the others' digests
 
 
+def test_overlay_names_the_task_and_node_of_remote_entries(swarm):
+    from tests.conftest import netns_shell
+
+    n1 = swarm.nodes[0]
+    run = netns_shell(
+        f"--net={swarm.overlay_ns(n1)}", "--json", "-c", "overlay",
+        env={"DOCKER_HOST": n1.endpoint},
+    )  # fmt: skip
+    assert run.status == 0, run.stderr
+    rows = {r["mac"]: r for r in run.json}
+    view = engine_oracle(swarm, n1)
+    peers = {p["IP"]: p["Name"] for p in view["Peers"]}
+    tasks = [t for s in view["Services"].values() for t in s["Tasks"]]
+    remote = [t for t in tasks if t["Info"]["Host IP"] != n1.addr]
+    assert len(remote) == 4  # two nodes, a container and a service task each
+    for task in remote:
+        row = rows[overlay_mac(task["EndpointIP"])]
+        assert row["location"] == "remote"
+        assert (row["container"], row["node"]) == (task["Name"], peers[task["Info"]["Host IP"]])
+    assert {r["node"] for r in rows.values() if r["location"] == "local"} == {None}
+
+
 @pytest.fixture(scope="module")
 def breakable_swarm():
     with running_swarm(3) as swarm:

@@ -57,6 +57,7 @@ OVERLAY_COLUMNS = (
     Column.of("PORTS", "ports"),
     Column.of("VTEP", "vtep", safe=True),
     Column.of("CONTAINER", "container"),
+    Column.of("NODE", "node"),
     Column.of("PROBLEMS", "flags"),
 )
 
@@ -74,7 +75,63 @@ def overlay(session: Session, args: dict[str, Any]) -> Result:
 
     entries = session.namespaces(fresh=True)
     endpoints = session.docker_endpoints(session.namespace)
-    return Result.table(overlay_rows(session.namespace, entries, endpoints), OVERLAY_COLUMNS)
+    rows = list(overlay_rows(session.namespace, entries, endpoints))
+    remote = _remote_names(session) if any(r["location"] == "remote" for r in rows) else {}
+    for row in rows:
+        row["node"] = None
+        if row["location"] != "remote":
+            continue
+        known = remote.get(row["mac"])
+        if known is not None:  # the engine's task or container, and the node hosting it
+            row["container"], row["node"] = known
+        elif row["vtep"]:
+            row["node"] = remote.get(row["vtep"][0], (None, None))[1]
+    return Result.table(rows, OVERLAY_COLUMNS)
+
+
+def _network_by_name(node, name: str) -> str | None:
+    """The overlay network whose namespace is `<n>-<id[:10]>` (a namespace found under a
+    directory that discovery does not know as Docker's, e.g. an --exec-root elsewhere)."""
+    import re
+
+    match = re.fullmatch(r"\d+-([0-9a-z]{10})", name)
+    if match is None:
+        return None
+    ids = [
+        str(n.get("Id"))
+        for n in node.client.get("/networks")
+        if n.get("Driver") == "overlay" and str(n.get("Id", "")).startswith(match.group(1))
+    ]
+    return ids[0] if len(ids) == 1 else None
+
+
+def _remote_names(session: Session) -> dict[str, tuple[str | None, str]]:
+    """MAC -> (task/container name, node) of the endpoints the shell's engine places on other
+    nodes, and VTEP -> (None, node) of its peers; {} when no engine tells."""
+    from ..docker import DockerError
+    from ..engine_view import connect_node, load_view
+
+    entry = session.entry_for(session.namespace)
+    if entry is None:
+        return {}
+    node = connect_node(None, timeout=2)
+    if node.error is not None:
+        return {}
+    try:
+        network_id = entry.labels.get("network_id") or _network_by_name(node, entry.name)
+        if not network_id:
+            return {}
+        view = load_view(node, str(network_id))
+    except DockerError:
+        return {}
+    names: dict[str, tuple[str | None, str]] = {
+        vtep: (None, peer or vtep) for vtep, peer in view.peers.items()
+    }
+    for endpoint in view.remote().values():
+        if endpoint.mac and endpoint.vtep:
+            node_name = view.peers.get(endpoint.vtep) or endpoint.vtep
+            names[endpoint.mac] = (endpoint.name or "remote", node_name)
+    return names
 
 
 def topology(session: Session, args: dict[str, Any]) -> Result:
@@ -106,7 +163,9 @@ def register(registry: Registry) -> None:
         "per MAC: port, IP, remote VTEP, container; flags disagreements",
         details="In an overlay namespace (1-<netid>): one row per MAC known on the bridge, "
         "joining the bridge FDB (port), the vxlan FDB (dst = VTEP of a remote MAC), the "
-        "neighbour table (IP) and the container behind each veth. PROBLEMS flags "
+        "neighbour table (IP) and the container behind each veth. For a remote MAC, the "
+        "engine's view (GET /networks/ID?verbose=true) names the task or container and the "
+        "node (its Peers name) that hosts it. PROBLEMS flags "
         "neigh-without-fdb, fdb-without-neigh, two-ports and vtep-unreachable.",
         examples=("overlay", "use 1-9tp; overlay", "overlay --json"),
     )(overlay)
