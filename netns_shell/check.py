@@ -14,6 +14,7 @@ disagreement is a finding with a stable kind (docs/check.md):
     vtep-unreachable            no route to a VTEP from the vxlan socket's namespace, or a
                                 source address other than the node's advertised one
     mtu                         overlay MTU + 50 larger than the underlay's MTU to a VTEP
+    ipvs-backends               in lb_<netid>: IPVS real servers other than the service's tasks
     views-differ                (cluster) two nodes' engines disagree on an endpoint
     node-unreachable            (cluster) a node's engine did not answer
 
@@ -37,7 +38,14 @@ from .netlink.neighbours import list_fdb, list_neighbours
 from .netlink.routes import route_get
 from .overlay import underlay_namespace
 
-__all__ = ["KINDS", "KernelTables", "check_node", "cross_node_findings", "read_tables"]
+__all__ = [
+    "KINDS",
+    "KernelTables",
+    "check_node",
+    "cross_node_findings",
+    "ipvs_findings",
+    "read_tables",
+]
 
 KINDS = (
     "stale-fdb",
@@ -50,6 +58,7 @@ KINDS = (
     "peer-missing",
     "vtep-unreachable",
     "mtu",
+    "ipvs-backends",
     "views-differ",
     "node-unreachable",
 )
@@ -342,6 +351,42 @@ def cross_node_findings(views: list[EngineView]) -> list[Finding]:
                 "explanation": f"the engines place {ip} on different nodes",
                 "hint": f"docker -H <node> network inspect -v {network}",
             })  # fmt: skip
+    return found
+
+
+def ipvs_findings(view: EngineView, servers: list[dict[str, Any]], lb_path: str) -> list[Finding]:
+    """Each service's IPVS real servers (fwmark = its LocalLBIndex) against its tasks' IPs.
+
+    `servers`: the ipvs plugin's records (one per real server, `fwmark`, `server_address`;
+    a service without servers gives one record with `server_address` None)."""
+    found: list[Finding] = []
+    for service, fwmark in sorted(view.lb_indexes.items()):
+        tasks = {e.ip for e in view.endpoints.values() if e.service == service and e.ip}
+        if view.load_balancer is not None:
+            tasks.discard(view.load_balancer.ip)
+        real = {
+            str(r["server_address"])
+            for r in servers
+            if r.get("fwmark") == fwmark and r.get("server_address")
+        }
+        extra, missing = sorted(real - tasks), sorted(tasks - real)
+        if not extra and not missing:
+            continue
+        enter = f"nsenter --net={lb_path}"
+        found.append({
+            **_blank(), "kind": "ipvs-backends", "severity": "error", "node": view.node,
+            "namespace": lb_path, "network": view.network,
+            "expected": ", ".join(sorted(tasks)) or "no real server",
+            "found": ", ".join(sorted(real)) or "no real server",
+            "explanation": f"service {service or '(attachable)'} (fwmark {fwmark}): "
+            + "; ".join(
+                part for part in (
+                    f"real servers that are no task: {', '.join(extra)}" if extra else "",
+                    f"tasks that get no traffic: {', '.join(missing)}" if missing else "",
+                ) if part
+            ),
+            "hint": f"{enter} ipvsadm -Ln -f {fwmark}",
+        })  # fmt: skip
     return found
 
 

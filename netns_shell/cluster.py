@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agents import AgentOptions, run_containers, run_service
-from .check import Finding, check_node, cross_node_findings, unreachable_finding
+from .check import Finding, check_node, cross_node_findings, ipvs_findings, unreachable_finding
 from .collect import NetworkMaterial, NodeMaterial, connect_views, read_material
 from .discovery import NamespaceEntry
 from .engine_view import Endpoint, EngineView, NodeEndpoint
@@ -160,6 +160,11 @@ def _analyse(
         silent = set(item.view.peers) - answering
         lbs = _other_load_balancers(item.view, views) if cluster else None
         found = check_node(item.view, item.tables, lb_endpoints=lbs, silent_vteps=silent)
+        if item.ipvs is not None:
+            lb_path = os.path.join(
+                os.path.dirname(item.network["path"]), f"lb_{item.view.network_id[:9]}"
+            )
+            found += ipvs_findings(item.view, item.ipvs, lb_path)
         report.findings += found
         report.digests.append(_digest(material, item, len(found)))
     if cluster:
@@ -181,6 +186,7 @@ def _digest(material: NodeMaterial, item: NetworkMaterial, findings: int) -> dic
         "peers": len(item.view.peers),
         "endpoints": len(item.view.endpoints),
         "findings": findings,
+        "ipvs": item.ipvs_skip or ("checked" if item.ipvs is not None else "no service VIP"),
     }
 
 

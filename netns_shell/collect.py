@@ -28,7 +28,7 @@ from .check import KernelTables, read_tables
 from .discovery import NamespaceEntry
 from .docker import DockerError
 from .engine_view import Endpoint, EngineView, NodeEndpoint, OverlayNode, connect_node, load_view
-from .errors import NamespaceError
+from .errors import NamespaceError, NetnsShellError
 
 __all__ = [
     "MARK",
@@ -50,6 +50,9 @@ class NetworkMaterial:
     view: EngineView
     tables: KernelTables | None = None
     error: str | None = None
+    #: the real servers in lb_<netid> (the ipvs plugin's records), or why they were not read
+    ipvs: list[dict[str, Any]] | None = None
+    ipvs_skip: str | None = None
 
 
 @dataclass
@@ -100,6 +103,27 @@ def read_material(material: NodeMaterial, entries: list[NamespaceEntry]) -> None
             item.tables = read_tables(item.network["path"], entries, vteps)
         except (NamespaceError, LookupError, OSError) as exc:
             item.error = f"{item.network['path']}: {exc}"
+        if item.view.lb_indexes:
+            item.ipvs, item.ipvs_skip = read_ipvs(item.network)
+
+
+def read_ipvs(network: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """The IPVS real servers of the network's lb_<netid[:9]> namespace (beside the overlay
+    namespace), or None and why they could not be read (no ip_vs in the kernel)."""
+    path = os.path.join(os.path.dirname(network["path"]), f"lb_{network['id'][:9]}")
+    if not os.path.exists(path):
+        return None, f"no {os.path.basename(path)} on this node"
+    from .extensions import builtin_plugin
+    from .namespace import NetNamespace
+
+    try:
+        ipvs = builtin_plugin("ipvs")
+        with NetNamespace.open_path(path) as ns:
+            return ipvs.list_services(ns), None
+    except ImportError as exc:
+        return None, f"the ipvs plugin is not installed ({exc})"
+    except NetnsShellError as exc:
+        return None, str(exc)
 
 
 def collect_records(
@@ -124,6 +148,8 @@ def collect_records(
             "view": dataclasses.asdict(item.view),
             "tables": _tables_record(item.tables) if item.tables else None,
             "error": item.error,
+            "ipvs": item.ipvs,
+            "ipvs_skip": item.ipvs_skip,
         }
 
 
@@ -164,9 +190,11 @@ def material_from_records(
         view = _view(record["view"])
         view.node = material.name
         tables = _tables(record["tables"]) if record.get("tables") else None
-        material.networks.append(
-            NetworkMaterial(dict(record["network"]), view, tables, record.get("error"))
-        )
+        item = NetworkMaterial(dict(record["network"]), view, tables, record.get("error"))
+        if isinstance(record.get("ipvs"), list):
+            item.ipvs = [dict(r) for r in record["ipvs"] if isinstance(r, dict)]
+        item.ipvs_skip = record.get("ipvs_skip")
+        material.networks.append(item)
     return material
 
 
@@ -214,6 +242,9 @@ def _view(record: dict[str, Any]) -> EngineView:
         network=str(record.get("network") or ""),
         peers={str(k): str(v) for k, v in (record.get("peers") or {}).items()},
         has_vips=bool(record.get("has_vips")),
+        lb_indexes={
+            str(k): int(v) for k, v in (record.get("lb_indexes") or {}).items() if str(v).isdigit()
+        },
     )
     for ip, endpoint in (record.get("endpoints") or {}).items():
         view.endpoints[str(ip)] = _endpoint(endpoint)

@@ -118,6 +118,8 @@ class EngineView:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # IP -> endpoint
     load_balancer: Endpoint | None = None  # this node's lb-<network> endpoint
     has_vips: bool = False
+    #: service name -> its LocalLBIndex: the fwmark of its IPVS service in lb_<netid>
+    lb_indexes: dict[str, int] = field(default_factory=dict)
 
     def remote(self) -> dict[str, Endpoint]:
         """IP -> endpoint hosted on another node (the ones this node's kernel must know)."""
@@ -209,6 +211,9 @@ def load_view(node: OverlayNode, network_id: str) -> EngineView:
             continue
         if service.get("VIP") not in (None, "", "<nil>"):
             view.has_vips = True
+            index = service.get("LocalLBIndex")
+            if isinstance(index, int) and index > 0:
+                view.lb_indexes[str(service_name)] = index
         for task in service.get("Tasks") or ():
             ip = str(task.get("EndpointIP") or "")
             if not ip:

@@ -30,7 +30,7 @@ from typing import Any
 
 from .commands.registry import Registry
 
-__all__ = ["API_VERSION", "PluginLoader", "builtin_plugin_names"]
+__all__ = ["API_VERSION", "PluginLoader", "builtin_plugin", "builtin_plugin_names"]
 
 #: the plugin interface this netns-shell offers
 API_VERSION = 1
@@ -138,6 +138,15 @@ def _builtin_plugin_files() -> list[str]:
 def builtin_plugin_names() -> list[str]:
     """The plugins shipped with netns-shell (module names)."""
     return [os.path.basename(path)[:-3] for path in _builtin_plugin_files()]
+
+
+def builtin_plugin(name: str) -> ModuleType:
+    """A shipped plugin's module (`check` uses the ipvs plugin's reader); ImportError if absent."""
+    directory = _builtin_plugin_dir()
+    path = os.path.join(directory, f"{name}.py") if directory else ""
+    if not path or not os.path.isfile(path):
+        raise ImportError(f"no built-in plugin {name!r}")
+    return _module_from_file(path)
 
 
 def _entry_points() -> list[Any]:

@@ -84,6 +84,7 @@ def check(session: Session, args: dict[str, Any]) -> Result:
                 f"({os.path.basename(d['namespace'])}): "
                 f"{d['fdb']} fdb, {d['neigh']} neigh, {d['peers']} peers, "
                 f"{d['endpoints']} endpoints known, {d['findings']} findings"
+                + ("" if d["ipvs"] in ("checked", "no service VIP") else f"; ipvs: {d['ipvs']}")
             )
         nodes = len({d["node"] for d in report.digests})
         modes = ", ".join(sorted(set(report.modes.values())))
