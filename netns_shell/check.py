@@ -316,11 +316,13 @@ def _guess_peer_load_balancers(
 
 
 def cross_node_findings(views: list[EngineView]) -> list[Finding]:
-    """Endpoints some engines know and others do not, or place on another VTEP."""
+    """Endpoints some engines know and others do not, or place on another VTEP; nodes that
+    answer and host endpoints but that another node does not gossip with (peer-missing)."""
     found: list[Finding] = []
     attached = [v for v in views if v.endpoints]
     if len(attached) < 2:
         return found
+    found += _cross_peer_findings(attached)
     placements: dict[str, dict[str, str | None]] = defaultdict(dict)  # ip -> node -> vtep
     for view in attached:
         for ip, endpoint in view.endpoints.items():
@@ -350,6 +352,34 @@ def cross_node_findings(views: list[EngineView]) -> list[Finding]:
                 "found": "; ".join(f"{n}: {v}" for n, v in sorted(seen.items())),
                 "explanation": f"the engines place {ip} on different nodes",
                 "hint": f"docker -H <node> network inspect -v {network}",
+            })  # fmt: skip
+    return found
+
+
+def _cross_peer_findings(views: list[EngineView]) -> list[Finding]:
+    """A node whose own engine answers and lists endpoints on itself, absent from another
+    node's Peers: that node no longer gossips with it (its engine then also drops the
+    node's endpoints, so its own view alone shows nothing amiss; measured: TCP/UDP 7946
+    blocked both ways drops the node from the others' Peers in ~7 s while the manager
+    still lists it Ready)."""
+    found: list[Finding] = []
+    for host in views:
+        lb = host.load_balancer
+        own = sorted(e.name for e in host.endpoints.values() if e.local and e is not lb)
+        if not own or not host.node_addr:
+            continue
+        for view in views:
+            if view is host or not view.peers or host.node_addr in view.peers:
+                continue
+            found.append({
+                **_blank(), "kind": "peer-missing", "severity": "error", "node": view.node,
+                "network": view.network, "vtep": host.node_addr,
+                "expected": f"{host.node} ({host.node_addr}) among Peers",
+                "found": ", ".join(sorted(view.peers)),
+                "explanation": f"{host.node} answers and hosts {len(own)} endpoint(s) "
+                f"({', '.join(own[:3])}), but {view.node} does not gossip with it",
+                "hint": f"docker node ls; check TCP/UDP 7946 between {view.node_addr} and "
+                f"{host.node_addr}",
             })  # fmt: skip
     return found
 

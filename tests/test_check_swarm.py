@@ -9,6 +9,7 @@ link, a killed dockerd) get a swarm of their own.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -251,6 +252,26 @@ def _poll(swarm, want, timeout: float = 30) -> list[dict]:
     raise AssertionError(f"not reported within {timeout} s: {sorted(_kinds(seen))}")
 
 
+def test_gossip_blocked_both_ways_is_peer_missing(breakable_swarm):
+    """TCP/UDP 7946 dropped both ways between n3 and all others (VXLAN 4789 and the manager's
+    2377 kept): n1 and n2 drop n3 from Peers (and its endpoints with it) while n3's engine
+    still answers and lists its endpoints: peer-missing on n1 and n2, object n3's VTEP."""
+    swarm = breakable_swarm
+    n1, _n2, n3 = swarm.nodes
+    for chain, port in (("INPUT", "--dport"), ("INPUT", "--sport"), ("OUTPUT", "--dport"),
+                        ("OUTPUT", "--sport")):  # fmt: skip
+        for proto in ("tcp", "udp"):
+            subprocess.run(["nsenter", f"--net={n3.netns_path}", "iptables", "-w", "-I", chain,
+                            "-p", proto, port, "7946", "-j", "DROP"], check=True)  # fmt: skip
+    seen = _poll(swarm, lambda f: (f["kind"], f["node"]) == ("peer-missing", "n1"))
+    assert n3.addr not in {p["IP"] for p in engine_oracle(swarm, n1)["Peers"]}
+    assert "Ready" in swarm.manager.docker("node", "ls", "--filter", "name=n3",
+                                           "--format", "{{.Status}}")  # fmt: skip
+    missing = {(f["node"], f["vtep"]) for f in seen if f["kind"] == "peer-missing"}
+    assert ("n1", n3.addr) in missing and missing <= {("n1", n3.addr), ("n2", n3.addr)}
+    # left blocked: the next tests cut n3 and kill n2 on this swarm
+
+
 def test_a_cut_node_makes_the_views_differ(breakable_swarm):
     """Fact 13: the others drop a cut node's endpoints from gossip and kernel together,
     while the cut node still lists theirs: the engines' views differ."""
@@ -264,7 +285,8 @@ def test_a_cut_node_makes_the_views_differ(breakable_swarm):
     assert c3 not in remote_tasks(swarm, n1)
     assert overlay_mac(c3) not in {e["mac"] for e in fdb_oracle(swarm, n1)}
     on_n1 = {f["kind"] for f in seen if f["node"] == "n1"}
-    assert on_n1 <= {"views-differ"}, on_n1  # nothing stale or missing is left behind on n1
+    # nothing stale or missing is left behind on n1 (n3 is out of its gossip: peer-missing)
+    assert on_n1 <= {"views-differ", "peer-missing"}, on_n1
 
 
 def test_a_killed_engine_is_unreachable_and_its_entries_stay(breakable_swarm):
