@@ -113,6 +113,8 @@ def read_ipvs(network: dict[str, Any]) -> tuple[list[dict[str, Any]] | None, str
     path = os.path.join(os.path.dirname(network["path"]), f"lb_{network['id'][:9]}")
     if not os.path.exists(path):
         return None, f"no {os.path.basename(path)} on this node"
+    if not os.path.exists("/proc/net/ip_vs"):  # as the plugin: never make the kernel load it
+        return None, "not checked: no ip_vs in the kernel"
     from .extensions import builtin_plugin
     from .namespace import NetNamespace
 
