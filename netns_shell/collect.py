@@ -178,9 +178,24 @@ def parse_lines(lines: Iterable[str]) -> list[dict[str, Any]]:
 def material_from_records(
     records: list[dict[str, Any]], *, name: str | None, mode: str, endpoint: str
 ) -> NodeMaterial:
-    """One node's records back into a NodeMaterial (`name`: the name given by the user)."""
+    """One node's records back into a NodeMaterial (`name`: the name given by the user).
+
+    The records come from another machine: a record of the wrong shape makes the
+    node's answer an error, never a crash.
+    """
     if not records:
         return NodeMaterial(name or "?", mode, endpoint, error="the agent printed no answer")
+    try:
+        return _material_from_records(records, name=name, mode=mode, endpoint=endpoint)
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as exc:
+        return NodeMaterial(
+            name or "?", mode, endpoint, error=f"the agent's answer is malformed ({exc!r})"
+        )
+
+
+def _material_from_records(
+    records: list[dict[str, Any]], *, name: str | None, mode: str, endpoint: str
+) -> NodeMaterial:
     node = records[0].get("node") or {}
     material = NodeMaterial(
         str(name or node.get("name") or "?"), mode, endpoint, addr=str(node.get("addr") or "")

@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import time
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,11 +30,16 @@ __all__ = [
     "DockerError",
     "DockerNames",
     "docker_enricher",
+    "mapping",
+    "objects",
+    "path_segment",
     "socket_path",
+    "text",
 ]
 
 _OVERLAY = re.compile(r"^\d+-([0-9a-z]{10})$")
 _CACHE_SECONDS = 5.0
+_SAFE_URL = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%?-]*")
 #: after a failed or slow round, the engine is left alone this long
 BACK_OFF_SECONDS = 60.0
 #: one lookup round (networks, containers, each container's details) ends after this long
@@ -95,6 +101,8 @@ class DockerClient:
         """The body of a 200 answer to GET `url`; raises DockerError."""
         if not self.path:
             raise DockerError("DOCKER_HOST is not a unix:// socket")
+        if not _SAFE_URL.fullmatch(url):  # no space, CR or LF may split the request line
+            raise DockerError(f"refusing to ask the engine for {url!r}")
         own = time.monotonic() + self.timeout
         deadline = own if deadline is None else min(own, deadline)
         try:
@@ -192,17 +200,17 @@ class DockerNames:
         """
         deadline = time.monotonic() + seconds
         names = cls()
-        for net in _objects(client.get("/networks", deadline=deadline), "/networks"):
-            net_id = _text(net.get("Id"))
+        for net in objects(client.get("/networks", deadline=deadline), "/networks"):
+            net_id = text(net.get("Id"))
             if net_id:
                 names.networks[net_id] = {
-                    "name": _text(net.get("Name")),
-                    "driver": _text(net.get("Driver")),
-                    "scope": _text(net.get("Scope")),
+                    "name": text(net.get("Name")),
+                    "driver": text(net.get("Driver")),
+                    "scope": text(net.get("Scope")),
                 }
-        summaries = _objects(client.get("/containers/json", deadline=deadline), "/containers/json")
+        summaries = objects(client.get("/containers/json", deadline=deadline), "/containers/json")
         for done, summary in enumerate(summaries):
-            container_id = _text(summary.get("Id"))
+            container_id = text(summary.get("Id"))
             if not re.fullmatch(r"[0-9a-f]{12,64}", container_id):
                 continue
             try:
@@ -219,25 +227,25 @@ class DockerNames:
         return names
 
     def _add_container(self, container_id: str, info: dict[str, Any]) -> None:
-        settings = _mapping(info.get("NetworkSettings"))
-        key = os.path.basename(_text(settings.get("SandboxKey")))
+        settings = mapping(info.get("NetworkSettings"))
+        key = os.path.basename(text(settings.get("SandboxKey")))
         if not key:
             return
-        labels = _mapping(_mapping(info.get("Config")).get("Labels"))
-        pid = _mapping(info.get("State")).get("Pid")
+        labels = mapping(mapping(info.get("Config")).get("Labels"))
+        pid = mapping(info.get("State")).get("Pid")
         self.sandboxes[key] = {
-            "container": _text(info.get("Name")).lstrip("/"),
+            "container": text(info.get("Name")).lstrip("/"),
             "container_id": container_id,
-            "service": _text(labels.get("com.docker.swarm.service.name")) or None,
+            "service": text(labels.get("com.docker.swarm.service.name")) or None,
             "pid": pid if type(pid) is int and pid > 0 else None,
             "endpoints": [
                 {
                     "network": name,
-                    "network_id": _text(ep.get("NetworkID")),
-                    "ip": _text(ep.get("IPAddress")),
-                    "mac": _text(ep.get("MacAddress")),
+                    "network_id": text(ep.get("NetworkID")),
+                    "ip": text(ep.get("IPAddress")),
+                    "mac": text(ep.get("MacAddress")),
                 }
-                for name, ep in _mapping(settings.get("Networks")).items()
+                for name, ep in mapping(settings.get("Networks")).items()
                 if isinstance(name, str) and isinstance(ep, dict)
             ],
         }
@@ -295,19 +303,26 @@ class DockerNames:
         return {}
 
 
-def _objects(value: Any, url: str) -> list[dict[str, Any]]:
+def objects(value: Any, url: str) -> list[dict[str, Any]]:
     """The dicts of a JSON list; DockerError when the answer is not a list at all."""
     if not isinstance(value, list):
         raise DockerError(f"{url}: unexpected answer from the engine (not a list)")
     return [item for item in value if isinstance(item, dict)]
 
 
-def _mapping(value: Any) -> dict[str, Any]:
+def mapping(value: Any) -> dict[str, Any]:
+    """`value` if the engine sent an object there, else an empty one (answers are hostile)."""
     return value if isinstance(value, dict) else {}
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
+    """`value` if the engine sent a string there, else ''."""
     return value if isinstance(value, str) else ""
+
+
+def path_segment(name: str) -> str:
+    """`name` quoted as one segment of a request path (a container name or id)."""
+    return urllib.parse.quote(name, safe="")
 
 
 class DockerEnricher:

@@ -20,10 +20,11 @@ from __future__ import annotations
 import glob
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .docker import DockerClient, DockerError
+from .docker import DockerClient, DockerError, mapping, objects, text
 from .errors import UsageError
 
 __all__ = [
@@ -39,6 +40,23 @@ __all__ = [
 ]
 
 DEFAULT_NETNS_DIR = "/var/run/docker/netns"
+
+
+_ID = re.compile(r"[0-9a-z]{10,64}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def _ip(value: Any) -> str | None:
+    """An IP address the engine sent, normalised; None for anything else (answers are hostile)."""
+    try:
+        return str(ipaddress.ip_address(text(value)))
+    except ValueError:
+        return None
+
+
+def _mac(value: Any) -> str | None:
+    mac = text(value).lower()
+    return mac if _MAC.fullmatch(mac) else None
 
 
 def overlay_mac(ip: str) -> str | None:
@@ -142,12 +160,14 @@ class OverlayNode:
     def overlay_networks(self) -> list[dict[str, Any]]:
         """The overlay networks of this engine that have a namespace on this node."""
         found = []
-        for net in self.client.get("/networks"):
-            if net.get("Driver") != "overlay" or net.get("Ingress"):
+        for net in objects(self.client.get("/networks"), "/networks"):
+            net_id = text(net.get("Id"))
+            overlay = text(net.get("Driver")) == "overlay" and not net.get("Ingress")
+            if not overlay or not _ID.fullmatch(net_id):
                 continue
-            path = self.namespace_path(net["Id"])
+            path = self.namespace_path(net_id)
             if path is not None:
-                found.append({"id": net["Id"], "name": net.get("Name", ""), "path": path})
+                found.append({"id": net_id, "name": text(net.get("Name")), "path": path})
         return found
 
     def namespace_path(self, network_id: str) -> str | None:
@@ -169,10 +189,11 @@ def connect_node(node: NodeEndpoint | None, *, timeout: float = 3.0) -> OverlayN
         result.error = str(exc)
         result.name = result.name or "local"
         return result
-    swarm = info.get("Swarm") or {}
-    result.hostname = str(info.get("Name") or "")
+    info = mapping(info)
+    swarm = mapping(info.get("Swarm"))
+    result.hostname = text(info.get("Name"))
     result.name = result.name or result.hostname or "local"
-    result.addr = str(swarm.get("NodeAddr") or "")
+    result.addr = _ip(swarm.get("NodeAddr")) or ""
     sandboxes = sandbox_dir(client)
     if sandboxes and os.path.isdir(sandboxes):
         result.netns_dir = sandboxes
@@ -184,58 +205,67 @@ def sandbox_dir(client: DockerClient) -> str | None:
     """Where this engine puts namespace files, on its own machine: the directory of a
     running container's SandboxKey (None: no container tells)."""
     try:
-        for summary in client.get("/containers/json"):
-            info = client.get(f"/containers/{summary['Id']}/json")
-            key = str((info.get("NetworkSettings") or {}).get("SandboxKey") or "")
+        for summary in objects(client.get("/containers/json"), "/containers/json"):
+            container_id = text(summary.get("Id"))
+            if not _ID.fullmatch(container_id):
+                continue
+            info = mapping(client.get(f"/containers/{container_id}/json"))
+            key = text(mapping(info.get("NetworkSettings")).get("SandboxKey"))
             if key.startswith("/"):
                 return os.path.dirname(key)
-    except (DockerError, KeyError, TypeError, AttributeError):
+    except DockerError:
         return None
     return None
 
 
 def load_view(node: OverlayNode, network_id: str) -> EngineView:
     """The engine's verbose view of a network on `node`; raises DockerError."""
-    data = node.client.get(f"/networks/{network_id}?verbose=true")
+    if not _ID.fullmatch(network_id):
+        raise DockerError(f"not a network id: {network_id!r}")
+    data = mapping(node.client.get(f"/networks/{network_id}?verbose=true"))
     view = EngineView(
         node=node.name,
         node_addr=node.addr,
-        network_id=str(data.get("Id") or network_id),
-        network=str(data.get("Name") or ""),
+        network_id=text(data.get("Id")) or network_id,
+        network=text(data.get("Name")),
     )
     for peer in data.get("Peers") or ():
-        if isinstance(peer, dict) and peer.get("IP"):
-            view.peers[str(peer["IP"])] = str(peer.get("Name") or "")
-    for service_name, service in (data.get("Services") or {}).items():
+        peer = mapping(peer)
+        ip = _ip(peer.get("IP"))
+        if ip:
+            view.peers[ip] = text(peer.get("Name"))
+    for service_name, service in mapping(data.get("Services")).items():
         if not isinstance(service, dict):
             continue
         if service.get("VIP") not in (None, "", "<nil>"):
             view.has_vips = True
             index = service.get("LocalLBIndex")
-            if isinstance(index, int) and index > 0:
+            if type(index) is int and index > 0:
                 view.lb_indexes[str(service_name)] = index
         for task in service.get("Tasks") or ():
-            ip = str(task.get("EndpointIP") or "")
+            task = mapping(task)
+            ip = _ip(task.get("EndpointIP"))
             if not ip:
                 continue
-            vtep = str((task.get("Info") or {}).get("Host IP") or "") or None
+            vtep = _ip(mapping(task.get("Info")).get("Host IP"))
             view.endpoints[ip] = Endpoint(
                 ip=ip,
                 mac=overlay_mac(ip),
                 vtep=vtep,
-                name=str(task.get("Name") or ""),
+                name=text(task.get("Name")),
                 service=str(service_name),
                 local=vtep == node.addr,
             )
-    for key, container in (data.get("Containers") or {}).items():
-        ip = str(container.get("IPv4Address") or "").split("/")[0]
+    for key, container in mapping(data.get("Containers")).items():
+        container = mapping(container)
+        ip = _ip(text(container.get("IPv4Address")).split("/")[0])
         if not ip:
             continue
         endpoint = Endpoint(
             ip=ip,
-            mac=str(container.get("MacAddress") or "") or overlay_mac(ip),
+            mac=_mac(container.get("MacAddress")) or overlay_mac(ip),
             vtep=node.addr or None,
-            name=str(container.get("Name") or key),
+            name=text(container.get("Name")) or str(key),
             service="",
             local=True,
         )

@@ -905,3 +905,64 @@ def test_a_symlink_in_a_search_directory_names_nothing(tmpdir_clean):
     assert str(decoy) not in paths
     entered = netns_shell("looks-harmless", "-c", "links", env=env)
     assert entered.status != 0 and "Traceback" not in entered.stderr
+
+
+@pytest.mark.parametrize(
+    "info, networks, view",
+    [
+        ([], [], {}),
+        ({"Swarm": "x", "Name": 5}, {"a": 1}, []),
+        (
+            {"Swarm": {"NodeAddr": "not-an-ip"}},
+            [{"Id": "../../x", "Driver": "overlay"}, {"Id": 7}, "x"],
+            {"Peers": [1, {"IP": "x"}], "Services": {"s": {"Tasks": [5, {"EndpointIP": []}]}}},
+        ),
+        (
+            {"Swarm": {"NodeAddr": "192.0.2.1"}},
+            [{"Id": "abcdefghij" * 2 + "abcde", "Driver": "overlay", "Name": "n"}],
+            {"Containers": {"x": "y", "lb-n": {"IPv4Address": 5}}, "Services": []},
+        ),
+    ],
+    ids=["lists", "wrong-types", "bad-values", "bad-containers"],
+)
+def test_check_and_overlay_refuse_malformed_engine_views(tmpdir_clean, info, networks, view):
+    """The engine views `check`, `overlay` and `trace` read (/info, /networks, the verbose
+    network) are hostile data too: a wrong shape is a finding-free answer or one line."""
+    engine = _HostileEngine(
+        str(tmpdir_clean / "engine.sock"),
+        [
+            ("/info", _json_answer(info)),
+            ("/networks/", _json_answer(view)),
+            ("/networks", _json_answer(networks)),
+            ("/containers/json", _json_answer([{"Id": "ab" * 32}])),
+            ("/containers/", _json_answer({"NetworkSettings": {"SandboxKey": 5}})),
+        ],
+    )
+    try:
+        env = {"DOCKER_HOST": f"unix://{engine.path}"}
+        nodes = f"--nodes n1=unix://{engine.path}"
+        runs = [
+            netns_shell("--json", "-c", f"check {nodes}", env=env),
+            netns_shell("--json", "-c", f"check --cluster {nodes}", env=env),
+            netns_shell("--json", "-c", f"trace {nodes} 10.1.2.3", env=env),
+            netns_shell("--json", "-c", f"trace {nodes} 'web\r\nPOST /x HTTP/1.1'", env=env),
+        ]
+    finally:
+        engine.close()
+    for run in runs:
+        assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.stderr
+        assert run.status in (0, 1, 2), run.stderr
+    assert not any(p.startswith("POST") or "\r" in p for p in engine.requests), engine.requests
+
+
+def test_an_agent_answer_of_the_wrong_shape_is_an_error_not_a_crash():
+    from netns_shell.collect import MARK, material_from_records
+
+    for records in (
+        [{"mark": MARK, "node": "x", "network": {"id": 1}, "view": []}],
+        [{"mark": MARK, "network": {"id": "n"}, "view": {"endpoints": {"1.2.3.4": {"zz": 1}}}}],
+        [{"mark": MARK, "network": {}, "view": {}, "tables": {"path": 1}}],
+    ):
+        material = material_from_records(records, name="n3", mode="container", endpoint="x")
+        assert material.name == "n3"
+        assert material.error is None or "malformed" in material.error

@@ -97,10 +97,12 @@ def _network_by_name(node, name: str) -> str | None:
     match = re.fullmatch(r"\d+-([0-9a-z]{10})", name)
     if match is None:
         return None
+    from ..docker import objects, text
+
     ids = [
-        str(n.get("Id"))
-        for n in node.client.get("/networks")
-        if n.get("Driver") == "overlay" and str(n.get("Id", "")).startswith(match.group(1))
+        text(n.get("Id"))
+        for n in objects(node.client.get("/networks"), "/networks")
+        if text(n.get("Driver")) == "overlay" and text(n.get("Id")).startswith(match.group(1))
     ]
     return ids[0] if len(ids) == 1 else None
 

@@ -63,19 +63,21 @@ def _destination(session: Session, text: str, nodes: list[OverlayNode]) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    from ..docker import DockerError
+    from ..docker import DockerError, mapping, path_segment
+    from ..docker import text as docker_text
 
     for node in nodes:
         if node.error is not None:
             continue
         try:
-            info = node.client.get(f"/containers/{text}/json")
+            info = mapping(node.client.get(f"/containers/{path_segment(text)}/json"))
         except DockerError:
             continue
-        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
-        for net in networks.values():
-            if isinstance(net, dict) and net.get("IPAddress"):
-                return str(net["IPAddress"])
+        for net in mapping(mapping(info.get("NetworkSettings")).get("Networks")).values():
+            try:
+                return str(ipaddress.ip_address(docker_text(mapping(net).get("IPAddress"))))
+            except ValueError:
+                continue
     from ..netlink.links import list_links
 
     with session.resolve(text) as ns:
@@ -88,7 +90,8 @@ def _destination(session: Session, text: str, nodes: list[OverlayNode]) -> str:
 
 def _source(session: Session, text: str, nodes: list[OverlayNode]) -> NetNamespace:
     """A namespace or container this shell knows, else a container one of the nodes runs."""
-    from ..docker import DockerError
+    from ..docker import DockerError, mapping, path_segment
+    from ..docker import text as docker_text
     from ..errors import NamespaceError
     from ..namespace import NetNamespace
 
@@ -99,10 +102,10 @@ def _source(session: Session, text: str, nodes: list[OverlayNode]) -> NetNamespa
             if node.error is not None:
                 continue
             try:
-                info = node.client.get(f"/containers/{text}/json")
+                info = mapping(node.client.get(f"/containers/{path_segment(text)}/json"))
             except DockerError:
                 continue
-            key = str((info.get("NetworkSettings") or {}).get("SandboxKey") or "")
+            key = docker_text(mapping(info.get("NetworkSettings")).get("SandboxKey"))
             if key.startswith("/"):
                 return NetNamespace.open_path(key, label=text)
         raise exc
