@@ -9,7 +9,11 @@
             yield {"inode": namespace.inode}
 
 `registry.view` registers a command whose function receives the current
-namespace handle and the parsed arguments and yields plain dicts;
+namespace handle and the parsed arguments and yields plain dicts.
+Netlink numbers and struct layouts are in `netns_shell.netlink.constants`;
+a `NetlinkSocket` made inside the namespace streams a dump with
+`sock.dump(type, body)` (sequence numbers, ENOBUFS and interrupted dumps
+checked) and `dump_with_retry` retries an interrupted one.
 `registry.command` registers a full handler `(session, args) -> Result`;
 `registry.completion_kind(name)` adds words Tab offers for `Param(complete=name)`.
 Work that must happen inside the namespace goes through `namespace.run(f)`
@@ -26,7 +30,13 @@ from .commands.registry import Command, Param, Registry
 from .errors import NetlinkError, NetnsShellError, NotFoundError, PrivilegeError, UsageError
 from .extensions import API_VERSION
 from .namespace import NetNamespace
-from .netlink.core import NetlinkSocket
+from .netlink.core import (
+    DumpInconsistentError,
+    NetlinkSocket,
+    dump_with_retry,
+    iter_attrs,
+    parse_attrs,
+)
 from .render import Column, Result
 
 __all__ = [
@@ -34,6 +44,7 @@ __all__ = [
     "Column",
     "Command",
     "CompletionKind",
+    "DumpInconsistentError",
     "NetNamespace",
     "NetlinkError",
     "NetlinkSocket",
@@ -44,4 +55,7 @@ __all__ = [
     "Registry",
     "Result",
     "UsageError",
+    "dump_with_retry",
+    "iter_attrs",
+    "parse_attrs",
 ]

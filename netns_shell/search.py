@@ -17,16 +17,15 @@ from typing import Any
 from .discovery import NAME_LABELS, NamespaceEntry
 from .errors import NamespaceError, UsageError
 from .namespace import NetNamespace, run_in_each
+from .netlink.constants import AF_BRIDGE, RTM_GETADDR, RTM_GETLINK, RTM_GETNEIGH
 from .netlink.core import NetlinkSocket
 from .netlink.links import (
-    RTM_GETADDR,
-    RTM_GETLINK,
     link_request,
     link_table,
     parse_address,
     parse_link,
 )
-from .netlink.neighbours import AF_BRIDGE, RTM_GETNEIGH, parse_fdb, parse_neighbour
+from .netlink.neighbours import parse_fdb, parse_neighbour
 
 __all__ = ["Needle", "find", "parse_needle"]
 

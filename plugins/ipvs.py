@@ -9,19 +9,21 @@ overlay network and `ingress_sbox` hold fwmark services whose real servers are
 the tasks' IP addresses, so this is where a "service VIP answers nothing"
 story ends (a service with no real server, or weight 0 everywhere).
 
-How (a worked example of using pyroute2 from a plugin):
+How (a worked example of a generic netlink dump from a plugin):
 
 * IPVS is configured over generic netlink (family "IPVS"), and its tables are
-  per network namespace, so the dump must be made by a socket created inside
-  the namespace.  pyroute2's `IPVS` socket is created, used and closed in one
-  call of `namespace.run(...)`: pyroute2 sockets belong to the thread that
-  made them (DESIGN fact 4), and that short-lived thread is the only one that
-  ever enters the namespace.  Only plain dicts leave it.
-* That work also runs on a thread of its own when the shell is already in the
-  namespace (where `namespace.run` would call it on the caller's thread), so
-  pyroute2's per-thread event loop never lands on the shell's thread.
-* pyroute2 is imported on first use (it costs ~0.3 s), so the shell starts as
-  fast with this plugin as without it.
+  per network namespace, so the dump is made by a socket created inside the
+  namespace (`NetlinkSocket(namespace, NETLINK_GENERIC)`).  Requests and
+  replies go through the core socket's receive path, like every built-in
+  table: replies are matched by sequence number, and a dump the kernel flags
+  as interrupted (NLM_F_DUMP_INTR) or that lost messages (ENOBUFS) is retried
+  (`dump_with_retry`) instead of being shown half.
+* The family id is asked of the generic netlink controller (CTRL_CMD_GETFAMILY).
+  pyroute2 is used for the thin part only: its `ipvsmsg` schema encodes the
+  requests and decodes the replies' nested IPVS attributes (about twenty of
+  them, with per-family addresses) into the dicts `service_of` / `server_of`
+  read.  It is imported on first use (~0.3 s), so the shell starts as fast
+  with this plugin as without it.
 
 No IPVS at all (the host kernel has no `ip_vs` module loaded: no
 `/proc/net/ip_vs`, no generic netlink family) is an error of one line: a
@@ -48,30 +50,49 @@ import errno
 import ipaddress
 import os
 import socket
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
+from netns_shell.netlink.constants import (
+    CTRL_ATTR_FAMILY_ID,
+    CTRL_ATTR_FAMILY_NAME,
+    CTRL_CMD_GETFAMILY,
+    GENL_ID_CTRL,
+    GENLMSGHDR,
+    IP_VS_CONN_F_FWD_MASK,
+    IP_VS_SVC_F_PERSISTENT,
+    IPVS_CMD_GET_DEST,
+    IPVS_CMD_GET_SERVICE,
+    IPVS_GENL_NAME,
+    IPVS_GENL_VERSION,
+    NETLINK_GENERIC,
+    NLA,
+    U16,
+)
 from netns_shell.plugin import (
     API_VERSION,
     Column,
+    DumpInconsistentError,
+    NetlinkError,
+    NetlinkSocket,
     NetNamespace,
     NetnsShellError,
     NotFoundError,
     PrivilegeError,
     Registry,
+    dump_with_retry,
+    parse_attrs,
 )
 
 __all__ = ["API_VERSION", "list_services", "records_of", "register"]
 
 Record = dict[str, Any]
-T = TypeVar("T")
 
 #: IP_VS_CONN_F_FWD_MASK values (include/uapi/linux/ip_vs.h) -> ipvsadm's words
 FORWARD_METHODS = {0: "masq", 1: "local", 2: "tunnel", 3: "route", 4: "bypass"}
 #: IP_VS_SVC_F_* service flags worth showing (HASHED is internal)
 SERVICE_FLAGS = {0x1: "persistent", 0x4: "ops", 0x8: "sched-flag-1", 0x10: "sched-flag-2"}
-_PERSISTENT = 0x1
+_PERSISTENT = IP_VS_SVC_F_PERSISTENT
 _PROTOCOLS = {socket.IPPROTO_TCP: "tcp", socket.IPPROTO_UDP: "udp", 132: "sctp"}
 _FAMILIES = {socket.AF_INET: "inet", socket.AF_INET6: "inet6"}
 _STATS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes")
@@ -112,7 +133,7 @@ def server_of(message: Any) -> Record:
     attrs = message.get("IPVS_CMD_ATTR_DEST")
     get = attrs.get
     stats = get("IPVS_DEST_ATTR_STATS64") or get("IPVS_DEST_ATTR_STATS")
-    forward = (get("IPVS_DEST_ATTR_FWD_METHOD") or 0) & 0x7
+    forward = (get("IPVS_DEST_ATTR_FWD_METHOD") or 0) & IP_VS_CONN_F_FWD_MASK
     return {
         "server_address": get("IPVS_DEST_ATTR_ADDR"),
         "server_port": get("IPVS_DEST_ATTR_PORT"),
@@ -128,44 +149,77 @@ def server_of(message: Any) -> Record:
     }
 
 
-# ------------------------------------------------------------ the dump (inside)
-def _dump_tables() -> list[tuple[Record, list[Record]]]:
-    """[(service, [real server, ...])] of the calling thread's namespace.
+# ------------------------------------------------------------ the dump
+def _has_ipvs() -> bool:
+    """Runs inside the namespace: does the kernel have IPVS (procfs, loads nothing)?"""
+    return os.path.exists("/proc/thread-self/net/ip_vs")
 
-    Runs inside the namespace; the pyroute2 socket lives and dies here.
-    """
+
+def _family_id(sock: NetlinkSocket, name: bytes) -> int:
+    """The generic netlink family id of `name` (CTRL_CMD_GETFAMILY); NetlinkError if none."""
+    value = name + b"\0"
+    attr = NLA.pack(4 + len(value), CTRL_ATTR_FAMILY_NAME) + value
+    body = GENLMSGHDR.pack(CTRL_CMD_GETFAMILY, 1) + attr + bytes(-len(attr) % 4)
+    _kind, data, start, end = sock.get(GENL_ID_CTRL, body, what="ipvs")
+    span = parse_attrs(data, start + GENLMSGHDR.size, end).get(CTRL_ATTR_FAMILY_ID)
+    if span is None:
+        raise NetlinkError("ipvs: the controller named no family id", errno.ENOENT)
+    return U16.unpack_from(data, span[0])[0]
+
+
+def _dump(sock: NetlinkSocket, family: int, command: int, attrs: list) -> list[Any]:
+    """Every reply of one IPVS dump, as decoded pyroute2 `ipvsmsg`s (retried if interrupted)."""
+    from pyroute2.netlink.generic import ipvs as schema
+
+    request = schema.ipvsmsg()
+    request["cmd"], request["version"], request["attrs"] = command, IPVS_GENL_VERSION, attrs
+    request.encode()
+    body = bytes(request.data[16:])  # the core socket writes the nlmsghdr itself
+
+    def replies() -> Iterator[Any]:
+        for _kind, data, start, end in sock.dump(family, body, what="ipvs"):
+            message = schema.ipvsmsg(bytes(data[start - 16 : end]))
+            message.decode()
+            yield message
+
+    return list(dump_with_retry(replies, buffer_limit=1 << 30))
+
+
+def _dump_tables(namespace: NetNamespace) -> list[tuple[Record, list[Record]]]:
+    """[(service, [real server, ...])] of `namespace`."""
     # Asking for the generic netlink family would make the kernel load ip_vs
     # (request_module): a read-only command must not, so look at procfs first.
-    if not os.path.exists("/proc/thread-self/net/ip_vs"):
+    if not namespace.run(_has_ipvs):
         raise NotFoundError(_NO_IPVS)
-    from pyroute2 import IPVS, IPVSService
-    from pyroute2.netlink.exceptions import NetlinkError
+    from pyroute2 import IPVSService
 
-    try:
-        ipvs = IPVS()  # resolves the generic netlink family: ENOENT when there is no IPVS
-    except NetlinkError as exc:
-        raise _error(exc.code, opening=True) from None
-    try:
-        # the whole service dump first: a dest dump must not start inside it
-        services = [service_of(message) for message in ipvs.service("dump")]
-        tables = []
-        for service in services:
-            if service["fwmark"] is not None:
-                key = IPVSService(af=service["_af"], fwmark=service["fwmark"])
-            else:
-                key = IPVSService(
-                    af=service["_af"],
-                    protocol=service["_protocol"],
-                    addr=service["service_address"],
-                    port=service["service_port"],
-                )
-            servers = [server_of(m) for m in ipvs.dest("dump", service=key)]
-            tables.append((service, servers))
-        return tables
-    except NetlinkError as exc:
-        raise _error(exc.code) from None
-    finally:
-        ipvs.close()
+    with NetlinkSocket(namespace, NETLINK_GENERIC, strict=False) as sock:
+        try:
+            family = _family_id(sock, IPVS_GENL_NAME)  # ENOENT when there is no IPVS
+        except NetlinkError as exc:
+            raise _error(exc.errno, opening=True) from None
+        try:
+            # the whole service dump first: a dest dump must not start inside it
+            services = [service_of(m) for m in _dump(sock, family, IPVS_CMD_GET_SERVICE, [])]
+            tables = []
+            for service in services:
+                if service["fwmark"] is not None:
+                    key = IPVSService(af=service["_af"], fwmark=service["fwmark"])
+                else:
+                    key = IPVSService(
+                        af=service["_af"],
+                        protocol=service["_protocol"],
+                        addr=service["service_address"],
+                        port=service["service_port"],
+                    )
+                attrs = [("IPVS_CMD_ATTR_SERVICE", key.dump_key())]
+                servers = [server_of(m) for m in _dump(sock, family, IPVS_CMD_GET_DEST, attrs)]
+                tables.append((service, servers))
+            return tables
+        except DumpInconsistentError:
+            raise  # a warning with the rows: not an IPVS failure
+        except NetlinkError as exc:
+            raise _error(exc.errno) from None
 
 
 def _error(code: int, *, opening: bool = False) -> NetnsShellError:
@@ -174,24 +228,6 @@ def _error(code: int, *, opening: bool = False) -> NetnsShellError:
     if code in (errno.EPERM, errno.EACCES):
         return PrivilegeError(f"ipvs: {os.strerror(code)} (reading IPVS needs CAP_NET_ADMIN)")
     return NetnsShellError(f"ipvs: {os.strerror(code)}")
-
-
-def _on_own_thread(func: Callable[[], T]) -> T:
-    """Call func on a fresh thread and return its result (exceptions propagate)."""
-    box: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            box["result"] = func()
-        except BaseException as exc:  # handed to the caller's thread
-            box["error"] = exc
-
-    worker = threading.Thread(target=body, name="ipvs", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 # ------------------------------------------------------------ records
@@ -266,7 +302,7 @@ def list_services(namespace: NetNamespace) -> list[Record]:
 
     Raises NotFoundError when the kernel has no IPVS at all.
     """
-    return records_of(_on_own_thread(lambda: namespace.run(_dump_tables)))
+    return records_of(_dump_tables(namespace))
 
 
 # ------------------------------------------------------------ the command

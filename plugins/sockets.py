@@ -13,8 +13,11 @@ How (a worked example for plugin authors):
   uses.  Sockets belong to a network namespace, so the netlink socket is made
   inside it with `namespace.socket(...)`; once made it stays bound to that
   namespace and is read from the shell's own thread, which never switches.
-  Requests and replies are packed and unpacked with `struct`: a dump of a few
-  thousand sockets then costs milliseconds and pyroute2 is not even imported.
+  Requests and replies are packed and unpacked with `struct` (the layouts are
+  named in netns_shell.netlink.constants) and received through the core
+  `NetlinkSocket` (sequence numbers, ENOBUFS, interrupted dumps, as for every
+  built-in table): a dump of a few thousand sockets then costs milliseconds and
+  pyroute2 is not even imported.
 * The owning processes are found the way `ss -p` finds them: every
   `/proc/PID/fd/N` that links to `socket:[INODE]`.  Only processes (not their
   threads, which share the table) are read, each fd directory opened once and
@@ -40,13 +43,24 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import struct
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from netns_shell.netlink.constants import (
+    INET_DIAG_MSG_HEAD,
+    INET_DIAG_MSG_PORTS,
+    INET_DIAG_MSG_SIZE,
+    INET_DIAG_MSG_TAIL,
+    INET_DIAG_REQ_V2,
+    INET_DIAG_SKV6ONLY,
+    NETLINK_SOCK_DIAG,
+    NLA,
+    SOCK_DIAG_BY_FAMILY,
+)
 from netns_shell.plugin import (
     API_VERSION,
     Column,
+    DumpInconsistentError,
     NetlinkError,
     NetlinkSocket,
     NetNamespace,
@@ -55,26 +69,12 @@ from netns_shell.plugin import (
     PrivilegeError,
     Registry,
     UsageError,
+    dump_with_retry,
 )
 
 __all__ = ["API_VERSION", "list_sockets", "register", "socket_owners"]
 
 Record = dict[str, Any]
-
-NETLINK_SOCK_DIAG = 4
-SOCK_DIAG_BY_FAMILY = 20
-_INET_DIAG_SKV6ONLY = 11
-
-_NLA = struct.Struct("=HH")
-# struct inet_diag_req_v2: family, protocol, ext, pad, states, then the sockid
-# (sport, dport big-endian; src, dst 16 bytes each; if; cookie[2])
-_REQUEST = struct.Struct("=BBBxI48s")
-# struct inet_diag_msg: family, state, timer, retrans, sport, dport, src, dst,
-# if, cookie, expires, rqueue, wqueue, uid, inode
-_HEAD = struct.Struct("=BBBB")
-_PORTS = struct.Struct(">HH")
-_TAIL = struct.Struct("=I8xIIIII")  # if, cookie, expires, rqueue, wqueue, uid, inode
-_MESSAGE_SIZE = 72
 
 #: kernel TCP state numbers -> the names ss prints (UDP uses 7 and 1 too)
 STATE_NAMES = {
@@ -105,19 +105,19 @@ _FAMILIES = ((socket.AF_INET, "inet"), (socket.AF_INET6, "inet6"))
 # ------------------------------------------------------------------ sock_diag
 def _decode(data: bytes, off: int, end: int, netid: str) -> Record:
     """One inet_diag_msg (payload at data[off:end]) as a record (no processes yet)."""
-    family, state, _timer, _retrans = _HEAD.unpack_from(data, off)
-    sport, dport = _PORTS.unpack_from(data, off + 4)
+    family, state, _timer, _retrans = INET_DIAG_MSG_HEAD.unpack_from(data, off)
+    sport, dport = INET_DIAG_MSG_PORTS.unpack_from(data, off + 4)
     size = 4 if family == socket.AF_INET else 16
     src = socket.inet_ntop(family, data[off + 8 : off + 8 + size])
     dst = socket.inet_ntop(family, data[off + 24 : off + 24 + size])
-    ifindex, _expires, rqueue, wqueue, uid, inode = _TAIL.unpack_from(data, off + 40)
+    ifindex, _expires, rqueue, wqueue, uid, inode = INET_DIAG_MSG_TAIL.unpack_from(data, off + 40)
     v6only = None
-    attr = off + _MESSAGE_SIZE
+    attr = off + INET_DIAG_MSG_SIZE
     while attr + 4 <= end:
-        length, kind = _NLA.unpack_from(data, attr)
+        length, kind = NLA.unpack_from(data, attr)
         if length < 4:
             break
-        if kind == _INET_DIAG_SKV6ONLY and length >= 5:
+        if kind == INET_DIAG_SKV6ONLY and length >= 5:
             v6only = bool(data[attr + 4])
         attr += (length + 3) & ~3
     return {
@@ -138,12 +138,23 @@ def _decode(data: bytes, off: int, end: int, netid: str) -> Record:
 
 
 def _dump(sock: NetlinkSocket, family: int, protocol: int, netid: str, states: int):
-    """Yield a record per socket of one (family, protocol) dump."""
-    body = _REQUEST.pack(family, protocol, 0, states, bytes(48))
-    try:
+    """Yield a record per socket of one (family, protocol) dump.
+
+    Through the core socket's receive path: replies matched by sequence number,
+    a dump the kernel flags as interrupted or that lost messages (ENOBUFS)
+    retried by `dump_with_retry`, then shown with a warning if it never settles.
+    """
+    body = INET_DIAG_REQ_V2.pack(family, protocol, 0, states, bytes(48))
+
+    def records():
         for _kind, data, start, end in sock.dump(SOCK_DIAG_BY_FAMILY, body, what="sockets"):
-            if end - start >= _MESSAGE_SIZE:
+            if end - start >= INET_DIAG_MSG_SIZE:
                 yield _decode(data, start, end, netid)
+
+    try:
+        yield from dump_with_retry(records)
+    except DumpInconsistentError:
+        raise  # a warning after the rows, not a failure of the dump
     except NetlinkError as exc:
         if exc.errno:
             raise _dump_error(netid, family, exc.errno) from None

@@ -15,10 +15,53 @@ present only when `net.netfilter.nf_conntrack_acct` is on in the namespace.
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .constants import (
+    CTA_COUNTERS_BYTES,
+    CTA_COUNTERS_ORIG,
+    CTA_COUNTERS_PACKETS,
+    CTA_COUNTERS_REPLY,
+    CTA_ID,
+    CTA_IP_V4_DST,
+    CTA_IP_V4_SRC,
+    CTA_IP_V6_DST,
+    CTA_IP_V6_SRC,
+    CTA_MARK,
+    CTA_PROTO_DST_PORT,
+    CTA_PROTO_ICMP_CODE,
+    CTA_PROTO_ICMP_ID,
+    CTA_PROTO_ICMP_TYPE,
+    CTA_PROTO_ICMPV6_CODE,
+    CTA_PROTO_ICMPV6_ID,
+    CTA_PROTO_ICMPV6_TYPE,
+    CTA_PROTO_NUM,
+    CTA_PROTO_SRC_PORT,
+    CTA_PROTOINFO,
+    CTA_PROTOINFO_SCTP,
+    CTA_PROTOINFO_TCP,
+    CTA_STATUS,
+    CTA_TIMEOUT,
+    CTA_TUPLE_IP,
+    CTA_TUPLE_ORIG,
+    CTA_TUPLE_PROTO,
+    CTA_TUPLE_REPLY,
+    CTA_USE,
+    CTA_ZONE,
+    IPCTNL_MSG_CT_GET,
+    IPCTNL_MSG_CT_NEW,
+    IPS_ASSURED,
+    IPS_DST_NAT,
+    IPS_HW_OFFLOAD,
+    IPS_OFFLOAD,
+    IPS_SEEN_REPLY,
+    IPS_SRC_NAT,
+    IPS_UNTRACKED,
+    NETLINK_NETFILTER,
+    NFGENMSG,
+    NFNL_SUBSYS_CTNETLINK,
+)
 from .core import NetlinkSocket, dump_with_retry, iter_attrs, parse_attrs, robust
 from .names import format_address
 
@@ -28,16 +71,6 @@ if TYPE_CHECKING:
 __all__ = ["ConntrackRecord", "list_conntrack", "matches", "parse_conntrack"]
 
 ConntrackRecord = dict[str, Any]
-
-NETLINK_NETFILTER = 12
-NFNL_SUBSYS_CTNETLINK = 1
-IPCTNL_MSG_CT_NEW, IPCTNL_MSG_CT_GET = 0, 1
-_NFGENMSG = struct.Struct("=BBH")
-
-CTA_TUPLE_ORIG, CTA_TUPLE_REPLY, CTA_STATUS, CTA_PROTOINFO, CTA_TIMEOUT = 1, 2, 3, 4, 7
-CTA_MARK, CTA_COUNTERS_ORIG, CTA_COUNTERS_REPLY, CTA_USE, CTA_ID, CTA_ZONE = 8, 9, 10, 11, 12, 18
-CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2
-CTA_PROTOINFO_TCP, CTA_PROTOINFO_SCTP = 1, 3
 
 _FAMILIES = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6"}
 _PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 33: "dccp", 136: "udplite"}
@@ -66,8 +99,30 @@ _SCTP_STATES = (
     "HEARTBEAT_SENT",
 )
 # status bits conntrack(8) prints in brackets, in its order
-_FLAGS = ((0x4000, "OFFLOAD"), (0x8000, "HW_OFFLOAD"), (0x4, "ASSURED"), (0x1000, "UNTRACKED"))
-IPS_SEEN_REPLY, IPS_SRC_NAT, IPS_DST_NAT = 0x2, 0x10, 0x20
+_FLAGS = (
+    (IPS_OFFLOAD, "OFFLOAD"),
+    (IPS_HW_OFFLOAD, "HW_OFFLOAD"),
+    (IPS_ASSURED, "ASSURED"),
+    (IPS_UNTRACKED, "UNTRACKED"),
+)
+
+
+_TUPLE_IP_KEYS = {
+    CTA_IP_V4_SRC: "src",
+    CTA_IP_V4_DST: "dst",
+    CTA_IP_V6_SRC: "src",
+    CTA_IP_V6_DST: "dst",
+}
+_TUPLE_PROTO_KEYS = {
+    CTA_PROTO_SRC_PORT: "sport",
+    CTA_PROTO_DST_PORT: "dport",
+    CTA_PROTO_ICMP_ID: "id",
+    CTA_PROTO_ICMP_TYPE: "type",
+    CTA_PROTO_ICMP_CODE: "code",
+    CTA_PROTO_ICMPV6_ID: "id",
+    CTA_PROTO_ICMPV6_TYPE: "type",
+    CTA_PROTO_ICMPV6_CODE: "code",
+}
 
 
 def _be(buf: bytes, span: tuple[int, int]) -> int:
@@ -79,13 +134,12 @@ def _tuple(buf: bytes, start: int, end: int) -> dict[str, Any]:
     a = parse_attrs(buf, start, end)
     if CTA_TUPLE_IP in a:
         for kind, vs, ve in iter_attrs(buf, *a[CTA_TUPLE_IP]):
-            key = {1: "src", 2: "dst", 3: "src", 4: "dst"}.get(kind)
+            key = _TUPLE_IP_KEYS.get(kind)
             if key:
                 out[key] = format_address(bytes(buf[vs:ve]))
     if CTA_TUPLE_PROTO in a:
         for kind, vs, ve in iter_attrs(buf, *a[CTA_TUPLE_PROTO]):
-            key = {2: "sport", 3: "dport", 4: "id", 5: "type", 6: "code"}.get(kind)
-            key = key or {7: "id", 8: "type", 9: "code"}.get(kind)  # ICMPv6
+            key = _TUPLE_PROTO_KEYS.get(kind)
             if key:
                 out[key] = _be(buf, (vs, ve))
     return out
@@ -94,7 +148,7 @@ def _tuple(buf: bytes, start: int, end: int) -> dict[str, Any]:
 def _counters(buf: bytes, start: int, end: int) -> dict[str, int]:
     a = parse_attrs(buf, start, end)
     out = {}
-    for attr, key in ((1, "packets"), (2, "bytes")):
+    for attr, key in ((CTA_COUNTERS_PACKETS, "packets"), (CTA_COUNTERS_BYTES, "bytes")):
         if attr in a:
             out[key] = _be(buf, a[attr])
     return out
@@ -104,7 +158,7 @@ def _protonum(buf: bytes, start: int, end: int) -> int | None:
     a = parse_attrs(buf, start, end)
     if CTA_TUPLE_PROTO in a:
         for kind, vs, _ve in iter_attrs(buf, *a[CTA_TUPLE_PROTO]):
-            if kind == 1:
+            if kind == CTA_PROTO_NUM:
                 return buf[vs]
     return None
 
@@ -112,7 +166,7 @@ def _protonum(buf: bytes, start: int, end: int) -> int | None:
 @robust("conntrack")
 def parse_conntrack(buf: bytes, start: int, end: int) -> ConntrackRecord:
     family = buf[start]
-    a = parse_attrs(buf, start + _NFGENMSG.size, end)
+    a = parse_attrs(buf, start + NFGENMSG.size, end)
     protonum = _protonum(buf, *a[CTA_TUPLE_ORIG]) if CTA_TUPLE_ORIG in a else None
     rec: ConntrackRecord = {
         "family": _FAMILIES.get(family, str(family)),
@@ -171,7 +225,7 @@ def matches(rec: ConntrackRecord, *, proto: int | None, address: str | None, por
 
 def _dump(sock: NetlinkSocket, family: int) -> Iterator[ConntrackRecord]:
     msg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET
-    body = _NFGENMSG.pack(family, 0, 0)
+    body = NFGENMSG.pack(family, 0, 0)
     for kind, buf, start, end in sock.dump(msg_type, body, what="conntrack"):
         if kind & 0xFF == IPCTNL_MSG_CT_NEW:
             yield parse_conntrack(buf, start, end)

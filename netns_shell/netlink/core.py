@@ -19,6 +19,28 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import NetlinkError, PrivilegeError
+from .constants import (
+    I32,
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_EXT_ACK,
+    NETLINK_GET_STRICT_CHK,
+    NETLINK_ROUTE,
+    NLA,
+    NLA_TYPE_MASK,
+    NLM_F_ACK,
+    NLM_F_ACK_TLVS,
+    NLM_F_CAPPED,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_OVERRUN,
+    NLMSGERR_ATTR_MSG,
+    NLMSGHDR,
+    SO_RCVBUFFORCE,
+    SOL_NETLINK,
+)
 
 if TYPE_CHECKING:
     from ..namespace import NetNamespace
@@ -30,36 +52,15 @@ __all__ = [
     "Message",
     "NetlinkSocket",
     "iter_attrs",
+    "kstr",
     "parse_attrs",
     "robust",
 ]
 
 T = TypeVar("T")
 
-NETLINK_ROUTE = 0
-SOL_NETLINK = 270
-NETLINK_ADD_MEMBERSHIP = 1
-_SO_RCVBUFFORCE = 33
-NETLINK_EXT_ACK = 11
-NETLINK_GET_STRICT_CHK = 12
-
-NLM_F_REQUEST = 0x01
-NLM_F_MULTI = 0x02
-NLM_F_ACK = 0x04
-NLM_F_DUMP_INTR = 0x10
-NLM_F_DUMP = 0x300
-NLM_F_ACK_TLVS = 0x200  # in NLMSG_ERROR replies
-
-NLMSG_NOOP = 1
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-NLMSG_OVERRUN = 4
-NLMSGERR_ATTR_MSG = 1
-
-_NLMSGHDR = struct.Struct("=IHHII")
-_NLA = struct.Struct("=HH")
-_I32 = struct.Struct("=i")
-NLA_TYPE_MASK = 0x3FFF
+_NLMSGHDR, _NLA, _I32 = NLMSGHDR, NLA, I32
+_SO_RCVBUFFORCE = SO_RCVBUFFORCE
 
 _RECV_SIZE = 1 << 16
 _RCVBUF = 4 << 20
@@ -124,6 +125,15 @@ def iter_attrs(buf: bytes, off: int, end: int) -> Iterator[tuple[int, int, int]]
         off += (length + 3) & ~3
 
 
+def kstr(buf: bytes, start: int, end: int) -> str:
+    """A NUL-terminated kernel string; undecodable bytes survive as surrogates."""
+    raw = bytes(buf[start:end])
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raw = raw[:nul]
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def parse_attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
     """Map attribute type -> (value start, value end); the last one of a type wins."""
     attrs: dict[int, tuple[int, int]] = {}
@@ -143,7 +153,7 @@ def _error_message(buf: bytes, off: int, end: int, flags: int) -> str:
         return ""
     # payload: int error, then the original header (and only the header when capped)
     inner_len = _NLMSGHDR.unpack_from(buf, off + 4)[0] if off + 4 + 16 <= end else 16
-    tlv_off = off + 4 + (inner_len if not flags & 0x100 else 16)
+    tlv_off = off + 4 + (inner_len if not flags & NLM_F_CAPPED else 16)
     for kind, start, stop in iter_attrs(buf, tlv_off, end):
         if kind == NLMSGERR_ATTR_MSG:
             return buf[start:stop].rstrip(b"\0").decode(errors="replace")

@@ -8,7 +8,59 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .core import NetlinkSocket, dump_with_retry, iter_attrs, parse_attrs, robust
+from .constants import (
+    IFA_ADDRESS,
+    IFA_ANYCAST,
+    IFA_BROADCAST,
+    IFA_CACHEINFO,
+    IFA_CACHEINFO_STRUCT,
+    IFA_F_PERMANENT,
+    IFA_FLAGS,
+    IFA_LABEL,
+    IFA_LOCAL,
+    IFA_RT_PRIORITY,
+    IFADDRMSG,
+    IFINFOMSG,
+    IFLA_ADDRESS,
+    IFLA_ALLMULTI,
+    IFLA_ALT_IFNAME,
+    IFLA_BROADCAST,
+    IFLA_CARRIER_CHANGES,
+    IFLA_EXT_MASK,
+    IFLA_GRO_MAX_SIZE,
+    IFLA_GROUP,
+    IFLA_GSO_MAX_SEGS,
+    IFLA_GSO_MAX_SIZE,
+    IFLA_IFALIAS,
+    IFLA_IFNAME,
+    IFLA_LINK,
+    IFLA_LINK_NETNSID,
+    IFLA_LINKINFO,
+    IFLA_MASTER,
+    IFLA_MAX_MTU,
+    IFLA_MIN_MTU,
+    IFLA_MTU,
+    IFLA_NUM_RX_QUEUES,
+    IFLA_NUM_TX_QUEUES,
+    IFLA_OPERSTATE,
+    IFLA_PERM_ADDRESS,
+    IFLA_PROMISCUITY,
+    IFLA_PROP_LIST,
+    IFLA_QDISC,
+    IFLA_STATS64,
+    IFLA_TSO_MAX_SEGS,
+    IFLA_TSO_MAX_SIZE,
+    IFLA_TXQLEN,
+    NLA_U32,
+    RTEXT_FILTER_SKIP_STATS,
+    RTM_GETADDR,
+    RTM_GETLINK,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    U32,
+)
+from .core import NetlinkSocket, dump_with_retry, iter_attrs, kstr, parse_attrs, robust
+from .linkkinds import decode_linkinfo
 from .names import address_family, format_address, format_mac, rt_scope
 
 if TYPE_CHECKING:
@@ -30,30 +82,6 @@ __all__ = [
 
 LinkRecord = dict[str, Any]
 
-RTM_GETLINK = 18
-RTM_NEWLINK = 16
-RTM_GETADDR = 22
-
-_IFINFOMSG = struct.Struct("=BxHiII")
-_IFADDRMSG = struct.Struct("=BBBBi")
-_U32 = struct.Struct("=I")
-_U16 = struct.Struct("=H")
-_BE16 = struct.Struct("!H")
-_CACHEINFO = struct.Struct("=IIII")
-
-IFLA_ADDRESS, IFLA_BROADCAST, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_QDISC = 1, 2, 3, 4, 5, 6
-IFLA_MASTER, IFLA_TXQLEN, IFLA_OPERSTATE, IFLA_LINKMODE, IFLA_LINKINFO = 10, 13, 16, 17, 18
-IFLA_IFALIAS, IFLA_GROUP, IFLA_EXT_MASK, IFLA_PROMISCUITY = 20, 27, 29, 30
-IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES, IFLA_CARRIER = 31, 32, 33
-IFLA_LINK_NETNSID, IFLA_MIN_MTU, IFLA_MAX_MTU, IFLA_PROP_LIST, IFLA_ALT_IFNAME = 37, 50, 51, 52, 53
-IFLA_PERM_ADDRESS, IFLA_ALLMULTI = 54, 61
-IFLA_STATS64, IFLA_CARRIER_CHANGES = 23, 35
-IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND = 1, 2, 4
-RTEXT_FILTER_SKIP_STATS = 1 << 3
-
-IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_ANYCAST, IFA_CACHEINFO = 1, 2, 3, 4, 5, 6
-IFA_FLAGS = 8
-
 _IFF_NAMES = (
     (0x8, "LOOPBACK"),
     (0x2, "BROADCAST"),
@@ -74,7 +102,7 @@ _IFF_NAMES = (
     (0x20000, "DORMANT"),
     (0x40000, "ECHO"),
 )
-_IFF_UP, _IFF_RUNNING = 0x1, 0x40
+_IFF_UP, _IFF_POINTOPOINT, _IFF_RUNNING = 0x1, 0x10, 0x40
 _OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
 _LINK_TYPES = {
     1: "ether",
@@ -144,7 +172,6 @@ _LINK_TYPES = {
     0xFFFF: "void",
 }
 # IFA_F_* -> iproute2's JSON key, in print_ifa_flags order: (bit, key, IPv6 only)
-_IFA_F_PERMANENT = 0x80
 _IFA_FLAGS = (
     (0x01, "secondary", False),
     (0x01, "temporary", True),
@@ -154,21 +181,12 @@ _IFA_FLAGS = (
     (0x10, "home", True),
     (0x20, "deprecated", True),
     (0x40, "tentative", True),
-    (_IFA_F_PERMANENT, "dynamic", True),
+    (IFA_F_PERMANENT, "dynamic", True),
     (0x100, "mngtmpaddr", True),
     (0x200, "noprefixroute", False),
     (0x400, "autojoin", False),
     (0x800, "stable-privacy", True),
 )
-
-
-def kstr(buf: bytes, start: int, end: int) -> str:
-    """A NUL-terminated kernel string; undecodable bytes survive as surrogates."""
-    raw = bytes(buf[start:end])
-    nul = raw.find(b"\0")
-    if nul >= 0:
-        raw = raw[:nul]
-    return raw.decode("utf-8", "surrogateescape")
 
 
 def link_flags(flags: int) -> list[str]:
@@ -184,7 +202,7 @@ def link_flags(flags: int) -> list[str]:
 
 
 def _u32(buf: bytes, span: tuple[int, int]) -> int:
-    return _U32.unpack_from(buf, span[0])[0]
+    return U32.unpack_from(buf, span[0])[0]
 
 
 def _u8(buf: bytes, span: tuple[int, int]) -> int:
@@ -195,271 +213,11 @@ def _addr(buf: bytes, span: tuple[int, int]) -> bytes:
     return bytes(buf[span[0] : span[1]])
 
 
-def _is_multicast(raw: bytes) -> bool:
-    return 224 <= raw[0] <= 239 if len(raw) == 4 else raw[0] == 0xFF
-
-
-def _decode_vxlan(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
-    """IFLA_VXLAN_* as iproute2's vxlan_print_opt keys (same order and conditions)."""
-    a = parse_attrs(buf, start, end)
-    data: dict[str, Any] = {}
-    if 25 in a and _u8(buf, a[25]):  # COLLECT_METADATA
-        data["external"] = True
-    if 30 in a and _u8(buf, a[30]):  # VNIFILTER
-        data["vnifilter"] = True
-    if 1 in a and a[1][1] - a[1][0] >= 4:
-        data["id"] = _u32(buf, a[1])
-    if 2 in a:  # GROUP (IPv4)
-        raw = _addr(buf, a[2])
-        if any(raw):
-            data["group" if _is_multicast(raw) else "remote"] = format_address(raw)
-    elif 16 in a:  # GROUP6
-        raw = _addr(buf, a[16])
-        if any(raw):
-            data["group6" if _is_multicast(raw) else "remote6"] = format_address(raw)
-    if 4 in a:
-        raw = _addr(buf, a[4])
-        if any(raw):
-            data["local"] = format_address(raw)
-    elif 17 in a:
-        raw = _addr(buf, a[17])
-        if any(raw):
-            data["local6"] = format_address(raw)
-    if 3 in a and _u32(buf, a[3]):
-        data["link"] = names.get(_u32(buf, a[3]), f"if{_u32(buf, a[3])}")
-    if 10 in a:
-        low, high = struct.unpack_from("!HH", buf, a[10][0])
-        data["port_range"] = {"low": low, "high": high}
-    if 15 in a:
-        data["port"] = _BE16.unpack_from(buf, a[15][0])[0]
-    if 7 in a:
-        data["learning"] = bool(_u8(buf, a[7]))
-    for attr, key in ((11, "proxy"), (12, "rsc"), (13, "l2miss"), (14, "l3miss")):
-        if attr in a and _u8(buf, a[attr]):
-            data[key] = True
-    if 6 in a and _u8(buf, a[6]):
-        data["tos"] = f"{_u8(buf, a[6]):#x}"
-    if 28 in a and _u8(buf, a[28]):  # TTL_INHERIT: no ttl key
-        pass
-    elif 5 in a:
-        data["ttl"] = _u8(buf, a[5])
-    if 29 in a:
-        df = _u8(buf, a[29])
-        data["df"] = ("unset", "set", "inherit")[df] if df < 3 else str(df)
-    if 26 in a and _u32(buf, a[26]):
-        data["label"] = f"{struct.unpack_from('!I', buf, a[26][0])[0]:#x}"
-    if 8 in a:
-        data["ageing"] = _u32(buf, a[8])
-    if 9 in a and _u32(buf, a[9]):
-        data["limit"] = _u32(buf, a[9])
-    for attr, key in ((18, "udp_csum"), (19, "udp_zero_csum6_tx"), (20, "udp_zero_csum6_rx")):
-        if attr in a:
-            data[key] = bool(_u8(buf, a[attr]))
-    for attr, key in ((21, "remcsum_tx"), (22, "remcsum_rx")):
-        if attr in a and _u8(buf, a[attr]):
-            data[key] = True
-    if 23 in a:
-        data["gbp"] = True
-    if 27 in a:
-        data["gpe"] = True
-    return data
-
-
-def _bridge_id(buf: bytes, span: tuple[int, int]) -> str:
-    """iproute2's br_dump_bridge_id: '8000.2:42:ac:11:0:2' (MAC bytes in %x)."""
-    raw = _addr(buf, span)
-    return f"{raw[0]:02x}{raw[1]:02x}." + ":".join(f"{b:x}" for b in raw[2:8])
-
-
-def _timer(buf: bytes, span: tuple[int, int]) -> float:
-    centis = struct.unpack_from("=Q", buf, span[0])[0]
-    return round(centis / 100, 2)
-
-
-def _hex_or_zero(value: int) -> str:
-    return f"{value:#x}" if value else "0"
-
-
-_PORT_STATES = ("disabled", "listening", "learning", "forwarding", "blocking")
-
-
-def _port_state(state: int) -> str:
-    return _PORT_STATES[state] if state < len(_PORT_STATES) else str(state)
-
-
-_VALUE_READERS = {
-    "u8": _u8,
-    "u16": lambda buf, span: _U16.unpack_from(buf, span[0])[0],
-    "u32": _u32,
-    "u64": lambda buf, span: struct.unpack_from("=Q", buf, span[0])[0],
-    "bool": lambda buf, span: bool(_u8(buf, span)),
-    # print_0xhex: "%#llx", which prints 0 as "0"
-    "hex16": lambda buf, span: f"{_U16.unpack_from(buf, span[0])[0]:#x}",
-    "0xhex16": lambda buf, span: _hex_or_zero(_U16.unpack_from(buf, span[0])[0]),
-    "hexstr16": lambda buf, span: f"0x{_U16.unpack_from(buf, span[0])[0]:x}",
-    "mac": lambda buf, span: format_mac(_addr(buf, span)),
-    "bridge_id": _bridge_id,
-    "timer": _timer,
-    "proto": lambda buf, span: {0x8100: "802.1Q", 0x88A8: "802.1ad"}.get(
-        _BE16.unpack_from(buf, span[0])[0], f"{_BE16.unpack_from(buf, span[0])[0]:#x}"
-    ),
-    "port_state": lambda buf, span: _port_state(_u8(buf, span)),
-}
-# (IFLA_BR_* attribute, iproute2 key, reader), in bridge_print_opt order
-_BRIDGE_ATTRS = (
-    (1, "forward_delay", "u32"),
-    (2, "hello_time", "u32"),
-    (3, "max_age", "u32"),
-    (4, "ageing_time", "u32"),
-    (5, "stp_state", "u32"),
-    (6, "priority", "u16"),
-    (7, "vlan_filtering", "u8"),
-    (8, "vlan_protocol", "proto"),
-    (11, "bridge_id", "bridge_id"),
-    (10, "root_id", "bridge_id"),
-    (12, "root_port", "u16"),
-    (13, "root_path_cost", "u32"),
-    (14, "topology_change", "u8"),
-    (15, "topology_change_detected", "u8"),
-    (16, "hello_timer", "timer"),
-    (17, "tcn_timer", "timer"),
-    (18, "topology_change_timer", "timer"),
-    (19, "gc_timer", "timer"),
-    (39, "vlan_default_pvid", "u16"),
-    (41, "vlan_stats_enabled", "u8"),
-    (45, "vlan_stats_per_port", "u8"),
-    (9, "group_fwd_mask", "0xhex16"),
-    (20, "group_addr", "mac"),
-    (23, "mcast_snooping", "u8"),
-    (22, "mcast_router", "u8"),
-    (24, "mcast_query_use_ifaddr", "u8"),
-    (25, "mcast_querier", "u8"),
-    (26, "mcast_hash_elasticity", "u32"),
-    (27, "mcast_hash_max", "u32"),
-    (28, "mcast_last_member_cnt", "u32"),
-    (29, "mcast_startup_query_cnt", "u32"),
-    (30, "mcast_last_member_intvl", "u64"),
-    (31, "mcast_membership_intvl", "u64"),
-    (32, "mcast_querier_intvl", "u64"),
-    (33, "mcast_query_intvl", "u64"),
-    (34, "mcast_query_response_intvl", "u64"),
-    (35, "mcast_startup_query_intvl", "u64"),
-    (42, "mcast_stats_enabled", "u8"),
-    (43, "mcast_igmp_version", "u8"),
-    (44, "mcast_mld_version", "u8"),
-    (36, "nf_call_iptables", "u8"),
-    (37, "nf_call_ip6tables", "u8"),
-    (38, "nf_call_arptables", "u8"),
-)
-# (IFLA_BRPORT_* attribute, iproute2 key, reader) for bridge ports
-_BRIDGE_PORT_ATTRS = (
-    (1, "state", "port_state"),
-    (2, "priority", "u16"),
-    (3, "cost", "u32"),
-    (4, "hairpin", "bool"),
-    (5, "guard", "bool"),
-    (6, "root_block", "bool"),
-    (7, "fastleave", "bool"),
-    (8, "learning", "bool"),
-    (9, "flood", "bool"),
-    (17, "id", "hex16"),
-    (18, "no", "hex16"),
-    (15, "designated_port", "u16"),
-    (16, "designated_cost", "u16"),
-    (14, "bridge_id", "bridge_id"),
-    (13, "root_id", "bridge_id"),
-    (23, "hold_timer", "timer"),
-    (21, "message_age_timer", "timer"),
-    (22, "forward_delay_timer", "timer"),
-    (19, "topology_change_ack", "u8"),
-    (20, "config_pending", "u8"),
-    (10, "proxy_arp", "bool"),
-    (12, "proxy_arp_wifi", "bool"),
-    (25, "multicast_router", "u8"),
-    (27, "mcast_flood", "bool"),
-    (30, "bcast_flood", "bool"),
-    (28, "mcast_to_unicast", "bool"),
-    (32, "neigh_suppress", "bool"),
-    (31, "group_fwd_mask", "0xhex16"),
-    (31, "group_fwd_mask_str", "hexstr16"),
-    (29, "vlan_tunnel", "bool"),
-    (33, "isolated", "bool"),
-    (39, "locked", "bool"),
-)
-_VLAN_FLAGS = (
-    (1, "REORDER_HDR"),
-    (2, "GVRP"),
-    (4, "LOOSE_BINDING"),
-    (8, "MVRP"),
-    (16, "BRIDGE_BINDING"),
-)
-
-
-def _decode_table(buf: bytes, start: int, end: int, table: tuple) -> dict[str, Any]:
-    a = parse_attrs(buf, start, end)
-    return {key: _VALUE_READERS[reader](buf, a[attr]) for attr, key, reader in table if attr in a}
-
-
-def _decode_bridge(buf: bytes, start: int, end: int) -> dict[str, Any]:
-    data = _decode_table(buf, start, end, _BRIDGE_ATTRS)
-    a = parse_attrs(buf, start, end)
-    if 46 in a:  # IFLA_BR_MULTI_BOOLOPT: struct br_boolopt_multi {optval, optmask}
-        value, mask = struct.unpack_from("=II", buf, a[46][0])
-        for bit, key in ((0, "no_linklocal_learn"), (1, "mcast_vlan_snooping")):
-            if mask & (1 << bit):
-                data[key] = (value >> bit) & 1
-    return data
-
-
-def _decode_vlan(buf: bytes, start: int, end: int) -> dict[str, Any]:
-    a = parse_attrs(buf, start, end)
-    data: dict[str, Any] = {}
-    if 5 in a:  # IFLA_VLAN_PROTOCOL
-        data["protocol"] = _VALUE_READERS["proto"](buf, a[5])
-    if 1 in a:
-        data["id"] = _U16.unpack_from(buf, a[1][0])[0]
-    if 2 in a:  # struct ifla_vlan_flags {flags, mask}
-        flags = _U32.unpack_from(buf, a[2][0])[0]
-        data["flags"] = [name for bit, name in _VLAN_FLAGS if flags & bit]
-    return data
-
-
-#: kinds iproute2 prints info_data for ({} when the kernel sent none); others get no key
-_INFO_DATA_DECODERS = {
-    "vxlan": lambda buf, s, e, names: _decode_vxlan(buf, s, e, names),
-    "bridge": lambda buf, s, e, names: _decode_bridge(buf, s, e),
-    "vlan": lambda buf, s, e, names: _decode_vlan(buf, s, e),
-}
-_SLAVE_DATA_DECODERS = {
-    "bridge": lambda buf, s, e: _decode_table(buf, s, e, _BRIDGE_PORT_ATTRS),
-}
-
-
-def _decode_linkinfo(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
-    info: dict[str, Any] = {}
-    spans = parse_attrs(buf, start, end)
-    if IFLA_INFO_KIND in spans:
-        kind = kstr(buf, *spans[IFLA_INFO_KIND])
-        info["info_kind"] = kind
-        decoder = _INFO_DATA_DECODERS.get(kind)
-        if decoder is not None:
-            data = spans.get(IFLA_INFO_DATA)
-            info["info_data"] = decoder(buf, *data, names) if data else {}
-    if IFLA_INFO_SLAVE_KIND in spans:
-        slave_kind = kstr(buf, *spans[IFLA_INFO_SLAVE_KIND])
-        info["info_slave_kind"] = slave_kind
-        decoder = _SLAVE_DATA_DECODERS.get(slave_kind)
-        if decoder is not None:
-            data = spans.get(5)  # IFLA_INFO_SLAVE_DATA
-            info["info_slave_data"] = decoder(buf, *data) if data else {}
-    return info
-
-
 def link_request(ifindex: int = 0, master: int = 0, *, stats: bool = False) -> bytes:
-    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-    body += struct.pack("=HHI", 8, IFLA_EXT_MASK, 0 if stats else RTEXT_FILTER_SKIP_STATS)
+    body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    body += NLA_U32.pack(8, IFLA_EXT_MASK, 0 if stats else RTEXT_FILTER_SKIP_STATS)
     if master:
-        body += struct.pack("=HHI", 8, IFLA_MASTER, master)
+        body += NLA_U32.pack(8, IFLA_MASTER, master)
     return body
 
 
@@ -484,7 +242,7 @@ def link_table(sock: NetlinkSocket) -> LinkTable:
     """Names and flags of every link in the socket's namespace."""
     table = LinkTable()
     for buf, start, end in dump_with_retry(lambda: _dump_links(sock), buffer_limit=1 << 30):
-        index, flags = _IFINFOMSG.unpack_from(buf, start)[2:4]
+        index, flags = IFINFOMSG.unpack_from(buf, start)[2:4]
         table.flags[index] = flags
         for kind, vstart, vend in iter_attrs(buf, start + 16, end):
             if kind == IFLA_IFNAME:
@@ -508,20 +266,20 @@ def format_link_address(raw: bytes, iftype: int) -> str:
 
 
 _QUEUE_ATTRS = (
-    (31, "num_tx_queues"),
-    (32, "num_rx_queues"),
-    (41, "gso_max_size"),
-    (40, "gso_max_segs"),
-    (59, "tso_max_size"),
-    (60, "tso_max_segs"),
-    (58, "gro_max_size"),
+    (IFLA_NUM_TX_QUEUES, "num_tx_queues"),
+    (IFLA_NUM_RX_QUEUES, "num_rx_queues"),
+    (IFLA_GSO_MAX_SIZE, "gso_max_size"),
+    (IFLA_GSO_MAX_SEGS, "gso_max_segs"),
+    (IFLA_TSO_MAX_SIZE, "tso_max_size"),
+    (IFLA_TSO_MAX_SEGS, "tso_max_segs"),
+    (IFLA_GRO_MAX_SIZE, "gro_max_size"),
 )
 
 
 @robust("link")
 def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord:
     """One RTM_NEWLINK as `ip -j -d addr show` prints the link (keys in its order)."""
-    _family, iftype, index, flags, _change = _IFINFOMSG.unpack_from(buf, start)
+    _family, iftype, index, flags, _change = IFINFOMSG.unpack_from(buf, start)
     a = parse_attrs(buf, start + 16, end)
     names = table.names
     rec: LinkRecord = {"ifindex": index}
@@ -561,7 +319,7 @@ def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord
     if IFLA_ADDRESS in a:
         rec["address"] = format_link_address(_addr(buf, a[IFLA_ADDRESS]), iftype)
     if IFLA_BROADCAST in a:
-        if flags & 0x10:  # IFF_POINTOPOINT
+        if flags & _IFF_POINTOPOINT:
             rec["link_pointtopoint"] = True
         rec["broadcast"] = format_link_address(_addr(buf, a[IFLA_BROADCAST]), iftype)
     if IFLA_PERM_ADDRESS in a and IFLA_ADDRESS in a:
@@ -579,7 +337,7 @@ def parse_link(buf: bytes, start: int, end: int, table: LinkTable) -> LinkRecord
         if attr in a:
             rec[key] = _u32(buf, a[attr])
     if IFLA_LINKINFO in a:
-        rec["linkinfo"] = _decode_linkinfo(buf, *a[IFLA_LINKINFO], names)
+        rec["linkinfo"] = decode_linkinfo(buf, *a[IFLA_LINKINFO], names)
     for attr, key in _QUEUE_ATTRS:
         if attr in a:
             rec[key] = _u32(buf, a[attr])
@@ -658,7 +416,7 @@ def parse_stats64(buf: bytes, span: tuple[int, int], carrier_changes: int | None
 
 @robust("address")
 def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]]:
-    family, prefixlen, hdr_flags, scope, index = _IFADDRMSG.unpack_from(buf, start)
+    family, prefixlen, hdr_flags, scope, index = IFADDRMSG.unpack_from(buf, start)
     a = parse_attrs(buf, start + 8, end)
     flags = _u32(buf, a[IFA_FLAGS]) if IFA_FLAGS in a else hdr_flags
     info: dict[str, Any] = {"family": address_family(family)}
@@ -673,8 +431,8 @@ def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]
     ):
         info["address"] = format_address(bytes(buf[a[IFA_ADDRESS][0] : a[IFA_ADDRESS][1]]))
     info["prefixlen"] = prefixlen
-    if 9 in a:  # IFA_RT_PRIORITY
-        info["metric"] = _u32(buf, a[9])
+    if IFA_RT_PRIORITY in a:
+        info["metric"] = _u32(buf, a[IFA_RT_PRIORITY])
     if IFA_BROADCAST in a:
         info["broadcast"] = format_address(bytes(buf[a[IFA_BROADCAST][0] : a[IFA_BROADCAST][1]]))
     if IFA_ANYCAST in a:
@@ -684,7 +442,7 @@ def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]
     for bit, key, inet6_only in _IFA_FLAGS:
         if (inet6_only and not is_inet6) or (key == "secondary" and is_inet6):
             continue
-        if bit == _IFA_F_PERMANENT:
+        if bit == IFA_F_PERMANENT:
             if not flags & bit:
                 info[key] = True  # iproute2 prints "dynamic" for non-permanent
         elif flags & bit:
@@ -692,7 +450,7 @@ def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]
     if IFA_LABEL in a:
         info["label"] = kstr(buf, *a[IFA_LABEL])
     if IFA_CACHEINFO in a:
-        preferred, valid, _c, _t = _CACHEINFO.unpack_from(buf, a[IFA_CACHEINFO][0])
+        preferred, valid, _c, _t = IFA_CACHEINFO_STRUCT.unpack_from(buf, a[IFA_CACHEINFO][0])
         info["valid_life_time"] = valid
         info["preferred_life_time"] = preferred
     return index, info
@@ -700,12 +458,12 @@ def parse_address(buf: bytes, start: int, end: int) -> tuple[int, dict[str, Any]
 
 def list_addresses(sock: NetlinkSocket, family: int = socket.AF_UNSPEC) -> dict[int, list[dict]]:
     """ifindex -> addr_info entries, in the kernel's order."""
-    body = _IFADDRMSG.pack(family, 0, 0, 0, 0)
+    body = IFADDRMSG.pack(family, 0, 0, 0, 0)
     by_index: dict[int, list[dict]] = {}
 
     def dump() -> Iterator[tuple[int, dict]]:
         for kind, buf, start, end in sock.dump(RTM_GETADDR, body, what="address"):
-            if kind == 20:  # RTM_NEWADDR
+            if kind == RTM_NEWADDR:
                 yield parse_address(buf, start, end)
 
     for index, info in dump_with_retry(dump, buffer_limit=1 << 30):
@@ -747,7 +505,7 @@ def list_links(
         for buf, start, end in dump_with_retry(
             lambda: _dump_links(sock, master_index, stats=stats)
         ):
-            index = _IFINFOMSG.unpack_from(buf, start)[2]
+            index = IFINFOMSG.unpack_from(buf, start)[2]
             if name is not None and names.get(index) != name:
                 continue
             rec = parse_link(buf, start, end, table)

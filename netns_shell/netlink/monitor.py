@@ -11,24 +11,38 @@ from __future__ import annotations
 
 import errno
 import select
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .constants import (
+    AF_BRIDGE,
+    NLMSGHDR,
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELNEIGH,
+    RTM_DELROUTE,
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWNEIGH,
+    RTM_NEWROUTE,
+    RTNLGRP_IPV4_IFADDR,
+    RTNLGRP_IPV4_ROUTE,
+    RTNLGRP_IPV6_IFADDR,
+    RTNLGRP_IPV6_ROUTE,
+    RTNLGRP_LINK,
+    RTNLGRP_NEIGH,
+)
 from .core import NetlinkSocket, robust
 from .links import LinkTable, link_table, list_links, parse_address, parse_link
-from .neighbours import AF_BRIDGE, list_fdb, list_neighbours, parse_fdb, parse_neighbour
+from .neighbours import list_fdb, list_neighbours, parse_fdb, parse_neighbour
 from .routes import list_routes, parse_route
 
 if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
 __all__ = ["TOPICS", "Lost", "watch_events"]
-
-RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE = 1, 3, 5, 7
-RTNLGRP_IPV6_IFADDR, RTNLGRP_IPV6_ROUTE = 9, 11
 
 #: topic -> multicast groups
 TOPICS = {
@@ -38,8 +52,8 @@ TOPICS = {
     "fdb": (RTNLGRP_NEIGH,),
     "routes": (RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE),
 }
-_NEW = {16: "link", 20: "address", 24: "route", 28: "neigh"}
-_DEL = {17: "link", 21: "address", 25: "route", 29: "neigh"}
+_NEW = {RTM_NEWLINK: "link", RTM_NEWADDR: "address", RTM_NEWROUTE: "route", RTM_NEWNEIGH: "neigh"}
+_DEL = {RTM_DELLINK: "link", RTM_DELADDR: "address", RTM_DELROUTE: "route", RTM_DELNEIGH: "neigh"}
 
 
 @dataclass(frozen=True)
@@ -160,7 +174,7 @@ def _events(data: bytes, table: LinkTable, topics: tuple[str, ...]) -> list[dict
     found = []
     off = 0
     while off + 16 <= len(data):
-        length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", data, off)
+        length, kind, _flags, _seq, _pid = NLMSGHDR.unpack_from(data, off)
         if length < 16 or off + length > len(data):
             raise ValueError(f"a message claims {length} bytes")
         name = _NEW.get(kind) or _DEL.get(kind)

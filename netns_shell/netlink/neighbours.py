@@ -7,13 +7,42 @@
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
 from ..records import Shared, SharedRecord
-from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs, robust
+from .constants import (
+    AF_BRIDGE,
+    BE16,
+    NDA_CACHEINFO,
+    NDA_DST,
+    NDA_FLAGS_EXT,
+    NDA_IFINDEX,
+    NDA_LINK_NETNSID,
+    NDA_LLADDR,
+    NDA_MASTER,
+    NDA_NH_ID,
+    NDA_PORT,
+    NDA_PROBES,
+    NDA_PROTOCOL,
+    NDA_SRC_VNI,
+    NDA_VLAN,
+    NDA_VNI,
+    NDMSG,
+    NLA,
+    NLA_TYPE_MASK,
+    NLA_U32,
+    NTF_EXT_LEARNED,
+    NTF_PROXY,
+    NUD_NOARP,
+    NUD_PERMANENT,
+    RTM_GETNEIGH,
+    RTM_NEWNEIGH,
+    U16,
+    U32,
+)
+from .core import NetlinkSocket, dump_with_retry, iter_attrs, robust
 from .links import link_names
 from .names import format_address, format_mac, rt_protocol
 
@@ -21,22 +50,6 @@ if TYPE_CHECKING:
     from ..namespace import NetNamespace
 
 __all__ = ["list_fdb", "list_neighbours", "neighbour_states", "parse_fdb", "parse_neighbour"]
-
-RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
-AF_BRIDGE = 7
-
-NDA_DST, NDA_LLADDR, NDA_CACHEINFO, NDA_PROBES, NDA_VLAN, NDA_PORT, NDA_VNI = 1, 2, 3, 4, 5, 6, 7
-NDA_IFINDEX, NDA_MASTER, NDA_LINK_NETNSID, NDA_SRC_VNI, NDA_PROTOCOL = 8, 9, 10, 11, 12
-NDA_NH_ID, NDA_FLAGS_EXT = 13, 15
-
-NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
-NTF_PROXY, NTF_EXT_LEARNED, NTF_ROUTER = 0x08, 0x10, 0x80
-
-_NDMSG = struct.Struct("=BxxxiHBB")
-_NLA = struct.Struct("=HH")
-_U32 = struct.Struct("=I")
-_U16 = struct.Struct("=H")
-_BE16 = struct.Struct("!H")
 
 _NUD_NAMES = (
     (0x01, "INCOMPLETE"),
@@ -78,11 +91,11 @@ def _fdb_state(state: int) -> str:
 
 
 def _neigh_request(family: int, ifindex: int = 0, master: int = 0) -> bytes:
-    body = _NDMSG.pack(family, 0, 0, 0, 0)
+    body = NDMSG.pack(family, 0, 0, 0, 0)
     if ifindex:
-        body += struct.pack("=HHI", 8, NDA_IFINDEX, ifindex)
+        body += NLA_U32.pack(8, NDA_IFINDEX, ifindex)
     if master:
-        body += struct.pack("=HHI", 8, NDA_MASTER, master)
+        body += NLA_U32.pack(8, NDA_MASTER, master)
     return body
 
 
@@ -98,7 +111,7 @@ def _index_of(names: dict[int, str], name: str | None) -> int:
 @robust("neighbour")
 def parse_neighbour(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
     """One RTM_NEWNEIGH as `ip -j neigh show` prints it (keys in its order)."""
-    _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
+    _family, ifindex, state, flags, _type = NDMSG.unpack_from(buf, start)
     rec: dict[str, Any] = {}
     lladdr = None
     protocol = 0
@@ -144,9 +157,9 @@ _FDB_PRINTED = frozenset(
 # the kernel's usual FDB layouts: LLADDR first, then for a vxlan the VTEP (DST) and a few
 # rarer attributes with CACHEINFO last (vxlan_fdb_info), for a bridge MASTER then CACHEINFO
 # (br_fdb_fill_info); a device's own unicast/multicast addresses carry LLADDR alone
-_LL_HEADER = _NLA.pack(10, NDA_LLADDR)
-_DST_HEADERS = {_NLA.pack(8, NDA_DST): 4, _NLA.pack(20, NDA_DST): 16}
-_CACHEINFO_HEADER = _NLA.pack(20, NDA_CACHEINFO)
+_LL_HEADER = NLA.pack(10, NDA_LLADDR)
+_DST_HEADERS = {NLA.pack(8, NDA_DST): 4, NLA.pack(20, NDA_DST): 16}
+_CACHEINFO_HEADER = NLA.pack(20, NDA_CACHEINFO)
 
 
 def _walk(
@@ -160,7 +173,7 @@ def _walk(
     values: dict[int, bytes] = {}
     parts = [data[start : start + 12]]
     off = start + 12
-    unpack = _NLA.unpack_from
+    unpack = NLA.unpack_from
     while off + 4 <= end:
         length, attr = unpack(data, off)
         if length < 4:
@@ -189,7 +202,7 @@ def _neighbour_template(
     data: bytes, start: int, end: int, fam: int, ifindex: int, show_all: bool, names: dict[int, str]
 ) -> tuple:
     """(head, tail, Shared) of an entry: the keys before and after `lladdr`; or _SKIP."""
-    nd_family, nd_index, state, flags, _t = _NDMSG.unpack_from(data, start)
+    nd_family, nd_index, state, flags, _t = NDMSG.unpack_from(data, start)
     if nd_family != fam or (ifindex and nd_index != ifindex):
         return _SKIP
     # iproute2's default filter: hide NOARP-only and NONE entries
@@ -225,8 +238,8 @@ def _neighbour_records(
     # rarer printed attributes; probed at fixed offsets, else walked attribute by attribute
     dst_len = 4 if fam == socket.AF_INET else 16
     ll_at = 12 + _pad(4 + dst_len)
-    dst_header = _NLA.pack(4 + dst_len, NDA_DST)
-    probes_header = _NLA.pack(8, NDA_PROBES)
+    dst_header = NLA.pack(4 + dst_len, NDA_DST)
+    probes_header = NLA.pack(8, NDA_PROBES)
     tail_at = ll_at + 12
     for kind, start, end in messages:
         if kind != RTM_NEWNEIGH:
@@ -301,13 +314,13 @@ def list_neighbours(
 @robust("fdb")
 def parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[str, Any]:
     """One AF_BRIDGE RTM_NEWNEIGH as `bridge -j fdb show` prints it (keys in its order)."""
-    _family, ifindex, state, flags, _type = _NDMSG.unpack_from(buf, start)
+    _family, ifindex, state, flags, _type = NDMSG.unpack_from(buf, start)
     a: dict[int, tuple[int, int]] = {}
     for attr, vs, ve in iter_attrs(buf, start + 12, end):
         a[attr] = (vs, ve)
 
     def u32(attr: int) -> int:
-        return _U32.unpack_from(buf, a[attr][0])[0]
+        return U32.unpack_from(buf, a[attr][0])[0]
 
     rec: dict[str, Any] = {}
     if NDA_LLADDR in a:
@@ -317,11 +330,11 @@ def parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[s
     if NDA_DST in a:
         rec["dst"] = format_address(bytes(buf[a[NDA_DST][0] : a[NDA_DST][1]]))
     if NDA_VLAN in a:
-        vid = _U16.unpack_from(buf, a[NDA_VLAN][0])[0]
+        vid = U16.unpack_from(buf, a[NDA_VLAN][0])[0]
         if vid:
             rec["vlan"] = vid
     if NDA_PORT in a:
-        rec["port"] = _BE16.unpack_from(buf, a[NDA_PORT][0])[0]
+        rec["port"] = BE16.unpack_from(buf, a[NDA_PORT][0])[0]
     if NDA_VNI in a:
         rec["vni"] = u32(NDA_VNI)
     if NDA_SRC_VNI in a:
@@ -346,7 +359,7 @@ def parse_fdb(buf: bytes, start: int, end: int, names: dict[int, str]) -> dict[s
 
 def _fdb_template(data: bytes, start: int, end: int, ifindex: int, names: dict[int, str]) -> tuple:
     """(head, tail, Shared) of an FDB entry: the keys before and after `dst`; or _SKIP."""
-    nd_family, nd_index = _NDMSG.unpack_from(data, start)[:2]
+    nd_family, nd_index = NDMSG.unpack_from(data, start)[:2]
     if nd_family != AF_BRIDGE or (ifindex and nd_index != ifindex):
         return _SKIP
     full = parse_fdb(data, start, end, names)

@@ -7,21 +7,16 @@ the id back to a namespace without allocating new ids.
 
 from __future__ import annotations
 
-import struct
-
 from ..errors import NetlinkError
+from .constants import I32, NETNSA_FD, NETNSA_NSID, NLA_U32, RTGENMSG, RTM_GETNSID, RTM_NEWNSID
 from .core import NetlinkSocket, iter_attrs
 
 __all__ = ["netnsid_of"]
 
-RTM_NEWNSID, RTM_GETNSID = 88, 90
-NETNSA_NSID, NETNSA_FD = 1, 3
-_I32 = struct.Struct("=i")
-
 
 def netnsid_of(sock: NetlinkSocket, fd: int) -> int | None:
     """The id `sock`'s namespace has assigned to the namespace of `fd`, or None."""
-    body = struct.pack("=Bxxx", 0) + struct.pack("=HHI", 8, NETNSA_FD, fd)
+    body = RTGENMSG.pack(0) + NLA_U32.pack(8, NETNSA_FD, fd)
     try:
         kind, buf, start, end = sock.get(RTM_GETNSID, body, what="nsid")
     except NetlinkError:
@@ -30,6 +25,6 @@ def netnsid_of(sock: NetlinkSocket, fd: int) -> int | None:
         return None
     for attr, vs, _ve in iter_attrs(buf, start + 4, end):
         if attr == NETNSA_NSID:
-            value = _I32.unpack_from(buf, vs)[0]
+            value = I32.unpack_from(buf, vs)[0]
             return value if value >= 0 else None
     return None

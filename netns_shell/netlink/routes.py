@@ -4,13 +4,41 @@ from __future__ import annotations
 
 import errno
 import socket
-import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NetlinkError, NotFoundError, UsageError
 from ..records import Shared, SharedRecord
-from .core import NLA_TYPE_MASK, NetlinkSocket, dump_with_retry, iter_attrs, robust
+from .constants import (
+    NLA,
+    NLA_TYPE_MASK,
+    NLA_U32,
+    RT_TABLE_MAIN,
+    RTA_CACHEINFO,
+    RTA_CACHEINFO_HEAD,
+    RTA_DST,
+    RTA_GATEWAY,
+    RTA_MARK,
+    RTA_METRICS,
+    RTA_MULTIPATH,
+    RTA_NH_ID,
+    RTA_OIF,
+    RTA_PREF,
+    RTA_PREFSRC,
+    RTA_PRIORITY,
+    RTA_SRC,
+    RTA_TABLE,
+    RTA_VIA,
+    RTM_F_CLONED,
+    RTM_GETROUTE,
+    RTM_NEWROUTE,
+    RTMSG,
+    RTN_UNICAST,
+    RTNEXTHOP,
+    RTPROT_BOOT,
+    U32,
+)
+from .core import NetlinkSocket, dump_with_retry, iter_attrs, robust
 from .links import link_names
 from .names import ds_field, format_address, rt_protocol, rt_scope, rt_table, rt_type, table_id
 
@@ -21,22 +49,7 @@ __all__ = ["RouteRecord", "list_routes", "parse_route", "parse_table", "route_ge
 
 RouteRecord = dict[str, Any]
 
-RTM_NEWROUTE, RTM_GETROUTE = 24, 26
-RT_TABLE_MAIN = 254
-RTN_UNICAST = 1
-RTPROT_BOOT = 3
-RTM_F_CLONED = 0x200
-
-RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
-RTA_METRICS, RTA_MULTIPATH, RTA_CACHEINFO, RTA_TABLE, RTA_VIA, RTA_PREF = 8, 9, 12, 15, 18, 20
-RTA_MARK, RTA_EXPIRES, RTA_NH_ID = 16, 23, 30
-
 _VIA_FAMILIES = {2: "inet", 10: "inet6", 17: "link", 28: "mpls", 7: "bridge"}
-_RTMSG = struct.Struct("=BBBBBBBBI")
-_NLA = struct.Struct("=HH")
-_RTNEXTHOP = struct.Struct("=HBBi")
-_U32 = struct.Struct("=I")
-_CACHEINFO = struct.Struct("=IIi")  # rta_clntref, rta_lastuse, rta_expires
 
 # print_rt_flags order; RTNH_F_* live in the low byte, RTM_F_* above it
 _ROUTE_FLAGS = (
@@ -102,7 +115,7 @@ def _metrics(buf: bytes, start: int, end: int) -> dict[str, Any]:
             continue
         if ve - vs < 4:
             continue
-        value = _U32.unpack_from(buf, vs)[0]
+        value = U32.unpack_from(buf, vs)[0]
         if key == "features":
             if value & 1:  # RTAX_FEATURE_ECN
                 out["ecn"] = None
@@ -125,7 +138,7 @@ def _nexthops(
     hops = []
     off = start
     while off + 8 <= end:
-        length, nh_flags, hops_count, ifindex = _RTNEXTHOP.unpack_from(buf, off)
+        length, nh_flags, hops_count, ifindex = RTNEXTHOP.unpack_from(buf, off)
         if length < 8:
             break
         hop: dict[str, Any] = {}
@@ -150,9 +163,7 @@ def parse_route(
     buf: bytes, start: int, end: int, names: dict[int, str], show_table: bool
 ) -> RouteRecord:
     """One RTM_NEWROUTE as `ip -j route show` prints it (keys in its order)."""
-    family, dst_len, src_len, tos, table, proto, scope, kind, rflags = _RTMSG.unpack_from(
-        buf, start
-    )
+    family, dst_len, src_len, tos, table, proto, scope, kind, rflags = RTMSG.unpack_from(buf, start)
     dst = src = gateway = prefsrc = None
     oif = priority = pref = expires = nhid = mark = None
     via = multipath = metrics = None
@@ -162,13 +173,13 @@ def parse_route(
         elif attr == RTA_GATEWAY:
             gateway = format_address(bytes(buf[vs:ve]))
         elif attr == RTA_OIF:
-            oif = _U32.unpack_from(buf, vs)[0]
+            oif = U32.unpack_from(buf, vs)[0]
         elif attr == RTA_PRIORITY:
-            priority = _U32.unpack_from(buf, vs)[0]
+            priority = U32.unpack_from(buf, vs)[0]
         elif attr == RTA_PREFSRC:
             prefsrc = format_address(bytes(buf[vs:ve]))
         elif attr == RTA_TABLE:
-            table = _U32.unpack_from(buf, vs)[0]
+            table = U32.unpack_from(buf, vs)[0]
         elif attr == RTA_PREF:
             pref = buf[vs]
         elif attr == RTA_SRC:
@@ -183,11 +194,11 @@ def parse_route(
         elif attr == RTA_METRICS:
             metrics = (vs, ve)
         elif attr == RTA_CACHEINFO and ve - vs >= 12:
-            expires = _CACHEINFO.unpack_from(buf, vs)[2]
+            expires = RTA_CACHEINFO_HEAD.unpack_from(buf, vs)[2]
         elif attr == RTA_NH_ID:
-            nhid = _U32.unpack_from(buf, vs)[0]
+            nhid = U32.unpack_from(buf, vs)[0]
         elif attr == RTA_MARK:
-            mark = _U32.unpack_from(buf, vs)[0]
+            mark = U32.unpack_from(buf, vs)[0]
     rec: RouteRecord = {}
     if kind != RTN_UNICAST:
         rec["type"] = rt_type(kind)
@@ -239,11 +250,11 @@ def parse_route(
 
 
 def _route_request(family: int, table: int, oif: int) -> bytes:
-    body = _RTMSG.pack(family, 0, 0, 0, table if 0 < table < 256 else 0, 0, 0, 0, 0)
+    body = RTMSG.pack(family, 0, 0, 0, table if 0 < table < 256 else 0, 0, 0, 0, 0)
     if table >= 256:
-        body += struct.pack("=HHI", 8, RTA_TABLE, table)
+        body += NLA_U32.pack(8, RTA_TABLE, table)
     if oif:
-        body += struct.pack("=HHI", 8, RTA_OIF, oif)
+        body += NLA_U32.pack(8, RTA_OIF, oif)
     return body
 
 
@@ -313,7 +324,7 @@ class _RouteTemplates:
         self.by_bytes: dict[bytes, tuple] = {}
         self.by_attrs: dict[tuple, tuple] = {}
         # RTA_DST header as it appears for this family: (nla_len, nla_type)
-        self.dst_header = struct.pack("=HH", 8 if family == socket.AF_INET else 20, RTA_DST)
+        self.dst_header = NLA.pack(8 if family == socket.AF_INET else 20, RTA_DST)
         self.dst_end = 20 + (8 if family == socket.AF_INET else 20)
 
     @robust("route")
@@ -356,14 +367,14 @@ class _RouteTemplates:
 
     def _decode(self, data: bytes, start: int, end: int) -> tuple[RouteRecord | None, tuple, bool]:
         """Walk the attributes: (record or None if filtered, template, bytes-cacheable)."""
-        header = _RTMSG.unpack_from(data, start)
+        header = RTMSG.unpack_from(data, start)
         rtm_table, rflags = header[4], header[8]
         dst = None
         others: list[Any] = [header]
         cacheable = slow = False
         off = start + 12
         while off + 4 <= end:
-            length, attr = _NLA.unpack_from(data, off)
+            length, attr = NLA.unpack_from(data, off)
             if length < 4:
                 break
             attr &= NLA_TYPE_MASK
@@ -371,10 +382,10 @@ class _RouteTemplates:
                 dst = data[off + 4 : off + length]
             elif attr == RTA_CACHEINFO:
                 # lastuse/used change from route to route: key on what is printed
-                others.append(("expires", _CACHEINFO.unpack_from(data, off + 4)[2]))
+                others.append(("expires", RTA_CACHEINFO_HEAD.unpack_from(data, off + 4)[2]))
             elif attr in _FAST_ATTRS:
                 if attr == RTA_TABLE:
-                    rtm_table = _U32.unpack_from(data, off + 4)[0]
+                    rtm_table = U32.unpack_from(data, off + 4)[0]
                 others.append(data[off : off + length])
             else:
                 slow = True
@@ -445,8 +456,8 @@ def route_get(
 
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     raw = socket.inet_pton(family, address)
-    body = _RTMSG.pack(family, len(raw) * 8, 0, 0, 0, 0, 0, 0, 0)
-    body += struct.pack("=HH", 4 + len(raw), RTA_DST) + raw
+    body = RTMSG.pack(family, len(raw) * 8, 0, 0, 0, 0, 0, 0, 0)
+    body += NLA.pack(4 + len(raw), RTA_DST) + raw
     own = sock is None
     sock = sock or NetlinkSocket(namespace, strict=False)
     try:

@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 import socket
-import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .core import NetlinkSocket, dump_with_retry, parse_attrs, robust
-from .links import kstr
+from .constants import (
+    BE64,
+    FIB_RULE_HDR,
+    FIB_RULE_IIF_DETACHED,
+    FIB_RULE_INVERT,
+    FIB_RULE_OIF_DETACHED,
+    FIB_RULE_UNRESOLVED,
+    FR_ACT_GOTO,
+    FR_ACT_NOP,
+    FR_ACT_TO_TBL,
+    FRA_DPORT_RANGE,
+    FRA_DST,
+    FRA_FLOW,
+    FRA_FWMARK,
+    FRA_FWMASK,
+    FRA_GOTO,
+    FRA_IIFNAME,
+    FRA_IP_PROTO,
+    FRA_L3MDEV,
+    FRA_OIFNAME,
+    FRA_PRIORITY,
+    FRA_PROTOCOL,
+    FRA_SPORT_RANGE,
+    FRA_SRC,
+    FRA_SUPPRESS_IFGROUP,
+    FRA_SUPPRESS_PREFIXLEN,
+    FRA_TABLE,
+    FRA_TUN_ID,
+    FRA_UID_RANGE,
+    RTM_GETRULE,
+    RTM_NEWRULE,
+    RTN_NAT,
+    RTPROT_KERNEL,
+    U16_PAIR,
+    U32,
+    U32_PAIR,
+)
+from .core import NetlinkSocket, dump_with_retry, kstr, parse_attrs, robust
 from .names import ds_field, format_address, rt_protocol, rt_table, rt_type
 
 if TYPE_CHECKING:
@@ -18,31 +53,16 @@ __all__ = ["RuleRecord", "list_rules", "parse_rule"]
 
 RuleRecord = dict[str, Any]
 
-RTM_NEWRULE, RTM_GETRULE = 32, 34
-_FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
-_U32 = struct.Struct("=I")
-
-FRA_DST, FRA_SRC, FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY = 1, 2, 3, 4, 6
-FRA_FWMARK, FRA_FLOW, FRA_TUN_ID, FRA_SUPPRESS_IFGROUP, FRA_SUPPRESS_PREFIXLEN = 10, 11, 12, 13, 14
-FRA_TABLE, FRA_FWMASK, FRA_OIFNAME, FRA_L3MDEV, FRA_UID_RANGE = 15, 16, 17, 19, 20
-FRA_PROTOCOL, FRA_IP_PROTO, FRA_SPORT_RANGE, FRA_DPORT_RANGE = 21, 22, 23, 24
-
-FR_ACT_TO_TBL, FR_ACT_GOTO, FR_ACT_NOP = 1, 2, 3
-FIB_RULE_INVERT, FIB_RULE_UNRESOLVED = 0x2, 0x4
-FIB_RULE_IIF_DETACHED, FIB_RULE_OIF_DETACHED = 0x8, 0x10
-RTPROT_KERNEL = 2
-RTN_NAT = 10
-
 #: iproute2's inet_proto_n2a names (it falls back to "ipproto-N")
 _IP_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp", 33: "dccp"}
 
 
 def _u32(buf: bytes, span: tuple[int, int]) -> int:
-    return _U32.unpack_from(buf, span[0])[0]
+    return U32.unpack_from(buf, span[0])[0]
 
 
 def _port_range(rec: RuleRecord, key: str, buf: bytes, span: tuple[int, int]) -> None:
-    start, end = struct.unpack_from("=HH", buf, span[0])
+    start, end = U16_PAIR.unpack_from(buf, span[0])
     if start == end:
         rec[key] = start
     else:
@@ -52,10 +72,10 @@ def _port_range(rec: RuleRecord, key: str, buf: bytes, span: tuple[int, int]) ->
 @robust("rule")
 def parse_rule(buf: bytes, start: int, end: int) -> RuleRecord:
     """One RTM_NEWRULE as `ip -j rule show` prints it (same keys, order and conditions)."""
-    family, dst_len, src_len, tos, hdr_table, _r1, _r2, action, flags = _FIB_RULE_HDR.unpack_from(
+    family, dst_len, src_len, tos, hdr_table, _r1, _r2, action, flags = FIB_RULE_HDR.unpack_from(
         buf, start
     )
-    a = parse_attrs(buf, start + _FIB_RULE_HDR.size, end)
+    a = parse_attrs(buf, start + FIB_RULE_HDR.size, end)
     host_len = 32 if family == socket.AF_INET else 128
     rec: RuleRecord = {}
     if family == socket.AF_INET6:
@@ -93,7 +113,7 @@ def parse_rule(buf: bytes, start: int, end: int) -> RuleRecord:
     if FRA_L3MDEV in a and buf[a[FRA_L3MDEV][0]]:
         rec["l3mdev"] = None
     if FRA_UID_RANGE in a:
-        rec["uid_start"], rec["uid_end"] = struct.unpack_from("=II", buf, a[FRA_UID_RANGE][0])
+        rec["uid_start"], rec["uid_end"] = U32_PAIR.unpack_from(buf, a[FRA_UID_RANGE][0])
     if FRA_IP_PROTO in a:
         proto = buf[a[FRA_IP_PROTO][0]]
         rec["ipproto"] = _IP_PROTOCOLS.get(proto, f"ipproto-{proto}")
@@ -102,7 +122,7 @@ def parse_rule(buf: bytes, start: int, end: int) -> RuleRecord:
     if FRA_DPORT_RANGE in a:
         _port_range(rec, "dport", buf, a[FRA_DPORT_RANGE])
     if FRA_TUN_ID in a:
-        rec["tun_id"] = struct.unpack_from("!Q", buf, a[FRA_TUN_ID][0])[0]
+        rec["tun_id"] = BE64.unpack_from(buf, a[FRA_TUN_ID][0])[0]
     table = _u32(buf, a[FRA_TABLE]) if FRA_TABLE in a else hdr_table
     if table:
         rec["table"] = rt_table(table)
@@ -137,7 +157,7 @@ def parse_rule(buf: bytes, start: int, end: int) -> RuleRecord:
 
 
 def _rules(sock: NetlinkSocket, family: int) -> Iterator[RuleRecord]:
-    body = _FIB_RULE_HDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    body = FIB_RULE_HDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
     for kind, buf, start, end in sock.dump(RTM_GETRULE, body, what="rule"):
         if kind == RTM_NEWRULE:
             yield parse_rule(buf, start, end)
