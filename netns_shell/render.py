@@ -26,7 +26,16 @@ from typing import IO, Any
 from .records import Shared, SharedRecord
 from .sanitize import for_terminal, without_controls
 
-__all__ = ["Column", "Console", "Renderer", "Result", "format_cell"]
+__all__ = [
+    "Column",
+    "ColumnReadsError",
+    "Console",
+    "Renderer",
+    "Result",
+    "check_columns",
+    "format_cell",
+    "traced_reads",
+]
 
 Record = dict[str, Any]
 _WIDTH_SAMPLE = 1000
@@ -39,14 +48,20 @@ class Column:
     `key` is set for columns that show one record key as is (the renderer then
     reads it directly); `safe` marks values that can never hold control
     characters (numbers, addresses from inet_ntop), which skip sanitizing.
+
+    The keys a computed column reads are found by tracing `value` (see
+    `traced_reads`), never taken on trust: with SharedRecords the renderer
+    reuses a cell for every record of a Shared when the trace shows it reads
+    none of their own keys.  `reads`, when given, is a claim checked against
+    the trace: a key read outside it raises ColumnReadsError (a wrong list is
+    a bug to fix, not a row to print with another row's value).
     """
 
     header: str
     value: Callable[[Record], Any]
     key: str | None = None
     safe: bool = False
-    #: the record keys `value` reads (None: unknown), so a cell can be reused
-    #: for every record sharing those keys (see records.SharedRecord)
+    #: the record keys `value` may read (None: not declared); checked, see above
     reads: tuple[str, ...] | None = None
 
     @classmethod
@@ -332,6 +347,104 @@ def format_safe_cell(value: Any) -> str:
     return str(value)
 
 
+class ColumnReadsError(AssertionError):
+    """A column read a record key its declared `reads` does not list (a programming error)."""
+
+    def __init__(self, column: Column, extra: Iterable[str]):
+        super().__init__(
+            f"column {column.header!r} declares reads={column.reads!r} but its value function "
+            f"read {sorted(extra)!r}: correct `reads` (or leave it out: reads are traced)"
+        )
+
+
+class _KeyTrace(dict):
+    """A copy of a record that notes which keys are looked at (presence checks too).
+
+    Anything that sees the whole record (iteration, items, len, copy, equality)
+    counts as reading every key.
+    """
+
+    __slots__ = ("keys_read", "whole")
+
+    def __init__(self, record: Record):
+        super().__init__(record)
+        self.keys_read: set[str] = set()
+        self.whole = False
+
+    def __getitem__(self, key: Any) -> Any:
+        self.keys_read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.keys_read.add(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.keys_read.add(key)  # type: ignore[arg-type]
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        self.whole = True
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.whole = True
+        return super().__len__()
+
+    def __eq__(self, other: object) -> bool:
+        self.whole = True
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def keys(self) -> Any:
+        self.whole = True
+        return super().keys()
+
+    def items(self) -> Any:
+        self.whole = True
+        return super().items()
+
+    def values(self) -> Any:
+        self.whole = True
+        return super().values()
+
+    def copy(self) -> dict:
+        self.whole = True
+        return dict(self)
+
+
+def traced_reads(column: Column, record: Record) -> tuple[Any, frozenset[str] | None]:
+    """(value, the keys `column.value` read on `record`); None for "the whole record".
+
+    For a deterministic value function the keys read on one record, presence
+    checks included, decide its result: another record agreeing on those keys
+    (and lacking the same ones) gets the same value.  Raises ColumnReadsError
+    when the column declares `reads` and read a key outside it.
+    """
+    if column.key is not None:
+        return record.get(column.key), frozenset((column.key,))
+    trace = _KeyTrace(record)
+    value = column.value(trace)
+    reads = None if trace.whole else frozenset(trace.keys_read)
+    if column.reads is not None:
+        extra = set(record) if reads is None else reads
+        extra = extra - set(column.reads)
+        if extra:
+            raise ColumnReadsError(column, extra)
+    return value, reads
+
+
+def check_columns(records: Iterable[Record], columns: Sequence[Column]) -> int:
+    """Trace every column over every record (ColumnReadsError on a wrong `reads`); the count."""
+    count = 0
+    for record in records:
+        for column in columns:
+            traced_reads(column, record)
+        count += 1
+    return count
+
+
 class RowFormatter:
     """Turns records into aligned lines, fast enough for tables of a million rows.
 
@@ -389,7 +502,10 @@ class RowFormatter:
                     step[3] += 1
                     cell = cache.get(value)
                     if cell is None:
-                        cell = self.cell(index, record)
+                        cell = self._keyed_cell(index, key, record)
+                        if cell is None:  # this value made it read another own key
+                            out[index] = self.cell(index, record)
+                            continue
                         if len(cache) >= 64 and len(cache) * 2 > step[3]:
                             step[1:] = [None, None, 0]  # values rarely repeat: stop caching
                             self._keyed_size -= len(cache)
@@ -403,17 +519,20 @@ class RowFormatter:
     def _shared_cells(self, record: SharedRecord) -> tuple[list[str], list[list]]:
         """Cells every record of `record.shared` has in common, and how to get the others.
 
-        A cell to compute is [index, key, cache, lookups]: a safe column of one own key
-        takes the value as is (cache None); a computed column that reads one own key
-        caches its cells by that key's value (for records of this Shared, nothing else
-        varies) while at least half the lookups hit; other cells are formatted each
+        Which keys a column reads is traced on this record (see `traced_reads`):
+        a column that read none of the Shared's own keys shows the same cell on
+        every record of it.  A cell to compute is [index, key, cache, lookups]:
+        a safe column of one own key takes the value as is (cache None); a
+        computed column that read exactly one own key caches its cells by that
+        key's value, each cached cell traced to depend on no other own key,
+        while at least half the lookups hit; other cells are formatted each
         time (key None).
         """
         own = record.shared.own_keys
         template: list[str] = []
         todo: list[list] = []
         for index, column in enumerate(self.columns):
-            reads = column.reads
+            _value, reads = traced_reads(column, record)
             if reads is not None and own.isdisjoint(reads):
                 template.append(self.cell(index, record))
                 continue
@@ -430,6 +549,15 @@ class RowFormatter:
             self._keyed_size = 0
         entry = self._shared[record.shared] = (template, todo)
         return entry
+
+    def _keyed_cell(self, index: int, key: str, record: Record) -> str | None:
+        """The cell, or None when it depends on more own keys than `key` (do not cache it)."""
+        column = self.columns[index]
+        _value, reads = traced_reads(column, record)
+        cell = self.cell(index, record)
+        if reads is None or len(record.shared.own_keys.intersection(reads) - {key}):  # type: ignore[attr-defined]
+            return None
+        return cell
 
     @property
     def row_format(self) -> str:
