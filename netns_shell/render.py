@@ -458,6 +458,8 @@ class RowFormatter:
         self._caches: list[dict[Any, str]] = [{} for _ in columns]
         self._shared: dict[Shared, tuple[list[str], list[list]]] = {}
         self._keyed_size = 0  # cells held by the per-Shared caches of computed columns
+        self._lines: dict[Shared, tuple[str, list[list], bool]] = {}
+        self._widths = list(widths)
         self._format = "  ".join(f"%-{w}s" for w in widths[:-1])
         self._format = f"{self._format}  %s" if self._format else "%s"
 
@@ -488,33 +490,92 @@ class RowFormatter:
             if not todo:
                 return tuple(template)
             out = template.copy()
+            step_cell = self._step_cell
             for step in todo:
-                index, key, cache = step[0], step[1], step[2]
-                if key is None:
-                    out[index] = self.cell(index, record)
-                    continue
-                value = record.get(key)
-                if value.__class__ is not str:
-                    out[index] = self.cell(index, record)
-                elif cache is None:  # a safe column showing the key as is
-                    out[index] = value
-                else:
-                    step[3] += 1
-                    cell = cache.get(value)
-                    if cell is None:
-                        cell = self._keyed_cell(index, key, record)
-                        if cell is None:  # this value made it read another own key
-                            out[index] = self.cell(index, record)
-                            continue
-                        if len(cache) >= 64 and len(cache) * 2 > step[3]:
-                            step[1:] = [None, None, 0]  # values rarely repeat: stop caching
-                            self._keyed_size -= len(cache)
-                        elif self._keyed_size < _KEYED_CELL_LIMIT:
-                            cache[value] = cell
-                            self._keyed_size += 1
-                    out[index] = cell
+                out[step[0]] = step_cell(step, record)
             return tuple(out)
         return tuple([self.cell(index, record) for index in range(len(self.columns))])
+
+    def _step_cell(self, step: list, record: Record) -> str:
+        """The cell of a column that varies between the records of one Shared (see below)."""
+        index, key, cache = step[0], step[1], step[2]
+        if key is None:
+            if step[4]:  # a safe computed column: a str value is the cell (a call saved per row)
+                value = self.columns[index].value(record)
+                if value.__class__ is str:
+                    return value
+            return self.cell(index, record)
+        value = record.get(key)
+        if value.__class__ is not str:
+            return self.cell(index, record)
+        if cache is None:  # a safe column showing the key as is
+            return value
+        step[3] += 1
+        cell = cache.get(value)
+        if cell is None:
+            cell = self._keyed_cell(index, key, record)
+            if cell is None:  # this value made it read another own key
+                return self.cell(index, record)
+            if len(cache) >= 64 and len(cache) * 2 > step[3]:
+                step[1:4] = [None, None, 0]  # values rarely repeat: stop caching
+                self._keyed_size -= len(cache)
+            elif self._keyed_size < _KEYED_CELL_LIMIT:
+                cache[value] = cell
+                self._keyed_size += 1
+        return cell
+
+    def line(self, record: Record) -> str:
+        """The record's aligned line, trailing blanks removed.
+
+        For a SharedRecord the cells common to its Shared are laid out once into
+        a %-format of the line, leaving only the varying cells to format.
+        """
+        if record.__class__ is SharedRecord:
+            entry = self._lines.get(record.shared)
+            if entry is None:
+                entry = self._shared_line(record)
+            text_format, todo, strip = entry
+            if len(todo) == 1:
+                text = text_format % self._step_cell(todo[0], record)
+            else:
+                step_cell = self._step_cell
+                text = text_format % tuple([step_cell(step, record) for step in todo])
+            return text.rstrip() if strip else text
+        return (self._format % self.cells(record)).rstrip()
+
+    def _shared_line(self, record: SharedRecord) -> tuple[str, list[list], bool]:
+        """(line format with the shared cells laid in, the varying steps, rstrip needed?)."""
+        entry = self._shared.get(record.shared)
+        if entry is None:
+            entry = self._shared_cells(record)
+        template, todo = entry
+        varying = {step[0] for step in todo}
+        last = len(template) - 1
+        pieces = []
+        for index, cell in enumerate(template):
+            width = self._widths[index]
+            if index in varying:
+                pieces.append("%s" if index == last else f"%-{width}s")
+            else:
+                text = cell.replace("%", "%%")
+                pieces.append(text if index == last else text + " " * max(width - len(cell), 0))
+        # laid-in cells after the last varying one: strip their blanks now, once
+        tail_start = max(varying) + 1 if varying else 0
+        head = "  ".join(pieces[:tail_start])
+        tail = "  ".join(pieces[tail_start:]).rstrip()
+        if not tail:
+            strip = True
+            text_format = head
+        else:
+            strip = False
+            text_format = f"{head}  {tail}" if head else tail
+        if varying and not tail:
+            # the last varying cell ends the line: its padding goes with rstrip
+            strip = True
+        if len(self._lines) >= _CELL_CACHE_LIMIT:
+            self._lines.clear()
+        entry_line = self._lines[record.shared] = (text_format, todo, strip)
+        return entry_line
 
     def _shared_cells(self, record: SharedRecord) -> tuple[list[str], list[list]]:
         """Cells every record of `record.shared` has in common, and how to get the others.
@@ -538,12 +599,13 @@ class RowFormatter:
                 continue
             template.append("")
             varying = own.intersection(reads) if reads is not None else ()
+            computed_safe = column.key is None and column.safe
             if column.key is not None and column.safe:
-                todo.append([index, column.key, None, 0])
+                todo.append([index, column.key, None, 0, False])
             elif column.key is None and len(varying) == 1:
-                todo.append([index, next(iter(varying)), {}, 0])
+                todo.append([index, next(iter(varying)), {}, 0, computed_safe])
             else:
-                todo.append([index, None, None, 0])
+                todo.append([index, None, None, 0, computed_safe])
         if len(self._shared) >= _CELL_CACHE_LIMIT:
             self._shared.clear()
             self._keyed_size = 0
@@ -564,7 +626,8 @@ class RowFormatter:
         """The %-format of a line (apply to `cells(record)`, then rstrip)."""
         return self._format
 
-    def line(self, cells: tuple[str, ...]) -> str:
+    def join(self, cells: tuple[str, ...]) -> str:
+        """Cells (from `cells`) as an aligned line, trailing blanks removed."""
         return (self._format % cells).rstrip()
 
 
@@ -581,7 +644,7 @@ def write_plain(records: Iterable[Record], columns: Sequence[Column], out: IO[st
             if len(cell) > widths[i]:
                 widths[i] = len(cell)
     formatter = RowFormatter(columns, widths)
-    out.write("\n".join(formatter.line(row) for row in [headers, *cells]) + "\n")
+    out.write("\n".join(formatter.join(row) for row in [headers, *cells]) + "\n")
     write_plain_rows(rows, columns, widths, out)
 
 
@@ -589,12 +652,11 @@ def write_plain_rows(
     rows: Iterable[Record], columns: Sequence[Column], widths: Sequence[int], out: IO[str]
 ) -> None:
     """Format and write rows with fixed widths, in batches of lines."""
-    formatter = RowFormatter(columns, widths)
-    cells, row_format = formatter.cells, formatter.row_format
+    line = RowFormatter(columns, widths).line
     batch: list[str] = []
     append = batch.append
     for record in rows:
-        append((row_format % cells(record)).rstrip())
+        append(line(record))
         if len(batch) >= _BATCH:
             out.write("\n".join(batch) + "\n")
             batch.clear()

@@ -51,6 +51,8 @@ __all__ = [
     "MalformedMessageError",
     "Message",
     "NetlinkSocket",
+    "dump_chunks_with_retry",
+    "dump_with_retry",
     "iter_attrs",
     "kstr",
     "parse_attrs",
@@ -360,6 +362,40 @@ def _netlink_error(code: int, what: str, detail: str) -> NetlinkError:
         return PrivilegeError(f"{what}: {text} (needs CAP_NET_ADMIN)")
     suffix = f": {detail}" if detail else ""
     return NetlinkError(f"{what}: {text}{suffix}", code)
+
+
+def dump_chunks_with_retry(
+    open_dump: Callable[[], Iterator[list[T]]], *, buffer_limit: int = 4096, retries: int = 3
+) -> Iterator[list[T]]:
+    """`dump_with_retry` for dumps that yield lists of records (one per datagram).
+
+    The hot path of big tables: callers flatten the lists with
+    `itertools.chain.from_iterable`, so no generator is resumed per record.
+    """
+    for attempt in range(retries + 1):
+        held: list[list[T]] = []
+        count = 0
+        chunks = open_dump()
+        try:
+            for chunk in chunks:
+                held.append(chunk)
+                count += len(chunk)
+                if count >= buffer_limit:
+                    break
+            else:
+                yield from held
+                return
+        except DumpInterruptedError as exc:
+            if attempt < retries:
+                continue
+            yield from held
+            raise DumpInconsistentError(str(exc)) from None
+        yield from held
+        try:
+            yield from chunks
+        except DumpInterruptedError as exc:
+            raise DumpInconsistentError(str(exc)) from None
+        return
 
 
 def dump_with_retry(
