@@ -33,6 +33,9 @@ import time
 
 SHELL = [sys.executable, "-m", "netns_shell"]
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dumps import compile_bytecode, profile  # noqa: E402  (the sibling benchmark's helpers)
+
 
 def build(name: str, routes: int) -> None:
     """A namespace with a bridge and `routes` /32 routes through one gateway (like bench/dumps)."""
@@ -82,33 +85,6 @@ def compare(name: str, runs: int) -> dict[str, float]:
         "our_cpu": statistics.median(r[1] for r in our_runs),
         "rss": max(r[2] for r in our_runs),
     }
-
-
-def compile_bytecode() -> None:
-    """Byte-compile the package, as `pip install` does: from a source checkout with
-    PYTHONDONTWRITEBYTECODE set, every start would otherwise compile it again (~50 ms)."""
-    import compileall
-
-    import netns_shell
-
-    compileall.compile_dir(os.path.dirname(netns_shell.__file__), quiet=1)
-
-
-def profile(name: str) -> None:
-    import cProfile
-    import pstats
-
-    from netns_shell.commands.inspect import ROUTE_COLUMNS
-    from netns_shell.namespace import NetNamespace
-    from netns_shell.netlink.routes import list_routes
-    from netns_shell.render import write_plain
-
-    with NetNamespace.open_path(f"/var/run/netns/{name}") as ns, open(os.devnull, "w") as out:
-        profiler = cProfile.Profile()
-        profiler.enable()
-        write_plain(list_routes(ns, family=2), ROUTE_COLUMNS, out)
-        profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
 
 def main() -> None:

@@ -279,21 +279,15 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"netns-shell: {'terminated' if signum else 'interrupted'}\n")
         return 128 + signum if signum else 130
     except BrokenPipeError:
-        _quiet_stdout()
+        from .render import silence_stdout
+
+        silence_stdout()
         return 0
 
 
 def _terminate(signum: int, frame: object) -> None:
     shutdown.request(signum)  # the session ends after the running command
     raise KeyboardInterrupt  # unwinds through every cleanup path (demo lab, captures)
-
-
-def _quiet_stdout() -> None:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
 
 
 def _main(argv: list[str]) -> int:

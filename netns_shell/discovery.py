@@ -60,7 +60,26 @@ def friendly_names(labels: dict[str, Any]) -> list[str]:
     return names
 
 
-_OVERLAY_RE = re.compile(r"^\d+-[0-9a-z]{10}$")
+#: Docker's overlay namespace names, `<n>-<NetworkID[:10]>` (architecture.md fact 7): the one
+#: place the pattern lives (docker, engine_view and swarm use it through the helpers below)
+OVERLAY_NAME = re.compile(r"^\d+-([0-9a-z]{10})$")
+#: and its load balancer's, `lb_<NetworkID[:9]>`
+LB_PREFIX = "lb_"
+
+
+def network_id_prefix(name: str) -> str | None:
+    """The network ID prefix an overlay or load-balancer namespace name carries, or None."""
+    overlay = OVERLAY_NAME.match(name)
+    if overlay:
+        return overlay.group(1)
+    return name[len(LB_PREFIX) :] if name.startswith(LB_PREFIX) else None
+
+
+def overlay_file_glob(network_id: str) -> str:
+    """A glob (for a netns directory) of the overlay namespace files of a network."""
+    return f"*-{network_id[:10]}"
+
+
 _SANDBOX_RE = re.compile(r"^[0-9a-f]{12}$")
 _MOUNTINFO_ESCAPE = re.compile(r"\\([0-7]{3})")
 _RSLAVE_HINT = (
@@ -159,9 +178,9 @@ def kind_of(path: str) -> str:
     """The kind of namespace a file's location and name suggest."""
     directory, name = os.path.split(path)
     if _docker_netns_dir(directory):
-        if _OVERLAY_RE.match(name):
+        if OVERLAY_NAME.match(name):
             return KIND_OVERLAY
-        if name.startswith("lb_"):
+        if name.startswith(LB_PREFIX):
             return KIND_LB
         if name == "ingress_sbox":
             return KIND_INGRESS

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import NetnsShellError, NotFoundError, UsageError
+from .namespace import c_library
 
 if TYPE_CHECKING:
     from .namespace import NetNamespace
@@ -107,9 +108,9 @@ def _openat2(dirfd: int, path: str) -> int:
         0,
         _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS,
     )
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    fd = libc.syscall(
+    syscall = c_library().syscall
+    syscall.restype = ctypes.c_long
+    fd = syscall(
         ctypes.c_long(_SYS_OPENAT2),
         ctypes.c_int(dirfd),
         ctypes.c_char_p(path.encode()),

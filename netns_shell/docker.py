@@ -37,7 +37,6 @@ __all__ = [
     "text",
 ]
 
-_OVERLAY = re.compile(r"^\d+-([0-9a-z]{10})$")
 _CACHE_SECONDS = 5.0
 _SAFE_URL = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@/%?-]*")
 #: after a failed or slow round, the engine is left alone this long
@@ -256,12 +255,10 @@ class DockerNames:
             prefix = None
             match = [i for i, n in self.networks.items() if n["name"] == "ingress"]
         else:
-            overlay = _OVERLAY.match(namespace_name)
-            if overlay:
-                prefix = overlay.group(1)
-            elif namespace_name.startswith("lb_"):
-                prefix = namespace_name[3:]
-            else:
+            from .discovery import network_id_prefix
+
+            prefix = network_id_prefix(namespace_name)
+            if prefix is None:
                 return None
             match = [i for i in self.networks if i.startswith(prefix)]
         if len(match) != 1:

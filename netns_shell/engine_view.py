@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .discovery import overlay_file_glob
 from .docker import DockerClient, DockerError, mapping, objects, text
 from .errors import UsageError
 
@@ -172,7 +173,8 @@ class OverlayNode:
 
     def namespace_path(self, network_id: str) -> str | None:
         """The overlay namespace file `<n>-<id[:10]>` of a network on this node, if any."""
-        paths = sorted(glob.glob(os.path.join(glob.escape(self.netns_dir), f"*-{network_id[:10]}")))
+        pattern = os.path.join(glob.escape(self.netns_dir), overlay_file_glob(network_id))
+        paths = sorted(glob.glob(pattern))
         return paths[0] if paths else None
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "NAMESPACE_TYPES",
     "NETNS_DIRS",
     "NetNamespace",
+    "c_library",
     "namespace_type",
     "run_in_each",
     "search_dirs",
@@ -80,7 +81,7 @@ _RSLAVE_HINT = (
 _libc: ctypes.CDLL | None = None
 
 
-def _c_library() -> ctypes.CDLL:
+def c_library() -> ctypes.CDLL:
     """The C library, through dlopen(NULL): no ldconfig run, unlike ctypes.util.find_library."""
     global _libc
     if _libc is None:
@@ -93,7 +94,7 @@ def setns(fd: int, nstype: int) -> None:
     if hasattr(os, "setns"):  # Python >= 3.12
         os.setns(fd, nstype)
         return
-    if _c_library().setns(fd, nstype) != 0:
+    if c_library().setns(fd, nstype) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 

@@ -29,6 +29,21 @@ class PeerResolver:
         self._entries = [e for e in entries if e.usable]
         self._nsid_maps: dict[tuple[int, int], dict[int, NamespaceEntry]] = {}
         self._links: dict[tuple[int | None, int | None], dict[int, dict[str, Any]]] = {}
+        self._nsids: dict[tuple[Any, Any], int | None] = {}
+
+    def is_namespace(
+        self, ns: NetNamespace, sock: NetlinkSocket, nsid: int, other: NetNamespace
+    ) -> bool:
+        """Does `ns` (through `sock`, a socket in it) call `other`'s namespace `nsid`?
+
+        The only sound test that a veth's peer lives in `other`: ifindexes repeat
+        across namespaces, so a matching peer ifindex alone proves nothing.  Asked
+        of the kernel once per pair of namespaces (RTM_GETNSID by fd, no id allocated).
+        """
+        key = (ns.key, other.key)
+        if key not in self._nsids:
+            self._nsids[key] = netnsid_of(sock, other.fd)
+        return self._nsids[key] == nsid
 
     def _nsid_map(self, ns: NetNamespace, sock: NetlinkSocket) -> dict[int, NamespaceEntry]:
         if ns.key not in self._nsid_maps:

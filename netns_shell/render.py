@@ -34,6 +34,7 @@ __all__ = [
     "Result",
     "check_columns",
     "format_cell",
+    "silence_stdout",
     "traced_reads",
 ]
 
@@ -139,6 +140,20 @@ def format_cell(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(format_cell(v) for v in value)  # each item escaped once
     return for_terminal(str(value))
+
+
+def silence_stdout() -> None:
+    """After EPIPE (the reader went away), point fd 1 at /dev/null.
+
+    Python flushes sys.stdout again at exit: without this a closed pipe would
+    make that flush fail with a second BrokenPipeError and a traceback.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
 
 
 @dataclass

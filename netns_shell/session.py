@@ -29,7 +29,7 @@ from .commands.registry import Registry, parse_arguments
 from .debuglog import DebugLog
 from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
 from .namespace import NetNamespace, search_dirs
-from .render import Console, Renderer
+from .render import Console, Renderer, silence_stdout
 
 if TYPE_CHECKING:
     from .discovery import NamespaceEntry
@@ -295,7 +295,7 @@ class Session:
             return 130
         except BrokenPipeError:
             if _is_standard_output(self.console.stdout):  # else a `|` reader left: nothing to do
-                _silence_broken_stdout()
+                silence_stdout()
             return 0
         except OSError as exc:
             self.console.error(f"{words[0]}: {exc.strerror or exc}")
@@ -374,13 +374,3 @@ def _is_standard_output(stream: Any) -> bool:
         return stream.fileno() == 1
     except (AttributeError, ValueError, OSError):
         return False
-
-
-def _silence_broken_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so interpreter exit does not complain."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-    except OSError:
-        pass

@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from .discovery import overlay_file_glob
 from .docker import DockerClient, DockerError
 from .errors import NetnsShellError
 from .lab import NETNS_DIR, _LabLock
@@ -325,7 +326,7 @@ class Swarm:
     # ------------------------------------------------------------ views
     def overlay_ns(self, node: SwarmNode) -> str:
         """The path of the overlay network's namespace on `node` (<exec-root>/netns/N-<id>)."""
-        found = glob.glob(os.path.join(node.netns_dir, f"*-{self.network_id[:10]}"))
+        found = glob.glob(os.path.join(node.netns_dir, overlay_file_glob(self.network_id)))
         if not found:
             raise SwarmError(f"{node.name}: no overlay namespace for {self.network}")
         return found[0]

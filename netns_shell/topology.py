@@ -2,9 +2,11 @@
 
 Every namespace is read once on one worker thread (links, plus the vxlan FDB
 of namespaces that have a vxlan device).  veth pairs are matched globally:
-a veth in A with peer ifindex x pairs with the veth of ifindex x in B whose
-peer ifindex is A's veth; when several namespaces qualify (ifindexes repeat
-across namespaces), A is asked which netnsid each candidate has.
+a veth in A with peer ifindex x and peer netnsid n pairs with the veth of
+ifindex x in B whose peer ifindex is A's veth, and only if A calls B `n`
+(asked of the kernel through peers.PeerResolver, the one place a veth's peer
+namespace is resolved): ifindexes repeat across namespaces, so a matching
+number alone never pairs two veths.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from .namespace import NetNamespace, run_in_each
 from .netlink.core import NetlinkSocket
 from .netlink.links import list_links
 from .netlink.neighbours import list_fdb
-from .netlink.nsid import netnsid_of
+from .peers import PeerResolver
 from .sanitize import for_terminal
 
 __all__ = ["Topology", "collect_topology", "dot_lines", "edge_records", "tree_lines"]
@@ -77,14 +79,15 @@ def collect_topology(entries: list[NamespaceEntry]) -> Topology:
         results = list(run_in_each(handles, lambda ns: _read_here()))
         raw = {ns.label: result for ns, result in results if isinstance(result, dict)}
         by_name = {ns.label: ns for ns in handles}
-        _build(topo, raw, by_name)
+        with _Pairing(by_name, PeerResolver(entries)) as pairing:
+            _build(topo, raw, pairing)
     finally:
         for ns in handles:
             ns.close()
     return topo
 
 
-def _build(topo: Topology, raw: dict[str, dict], handles: dict[str, NetNamespace]) -> None:
+def _build(topo: Topology, raw: dict[str, dict], pairing: _Pairing) -> None:
     veths: dict[tuple[int, int], list[tuple[str, dict]]] = {}  # (ifindex, peer) -> [(ns, link)]
     for ns_name, data in raw.items():
         for link in data["links"]:
@@ -114,33 +117,48 @@ def _build(topo: Topology, raw: dict[str, dict], handles: dict[str, NetNamespace
                 port.vni = link.get("linkinfo", {}).get("info_data", {}).get("id")
                 port.vteps = data["vteps"].get(link["ifname"], [])
             if kind == "veth":
-                port.peer = _pair(ns_name, link, veths, handles)
+                port.peer = pairing.peer(ns_name, link, veths)
             (bridges if kind == "bridge" else ports).append(port)
         topo.ports[ns_name] = ports
         topo.bridges[ns_name] = bridges
 
 
-def _pair(
-    ns_name: str, link: dict, veths: dict, handles: dict[str, NetNamespace]
-) -> tuple[str, str] | None:
-    if link.get("link"):  # both ends in the same namespace
-        return (ns_name, link["link"])
-    peer_index = link.get("link_index")
-    if peer_index is None:
-        return None
-    candidates = [
-        (n, peer) for n, peer in veths.get((peer_index, link["ifindex"]), []) if n != ns_name
-    ]
-    if len(candidates) == 1:
-        return (candidates[0][0], candidates[0][1]["ifname"])
-    nsid = link.get("link_netnsid")
-    if nsid is None or ns_name not in handles:
-        return None
-    with NetlinkSocket(handles[ns_name]) as sock:
+class _Pairing:
+    """Pairs veths across the namespaces read, verifying each pair's netnsid."""
+
+    def __init__(self, handles: dict[str, NetNamespace], resolver: PeerResolver):
+        self.handles, self.resolver = handles, resolver
+        self._sockets: dict[str, NetlinkSocket] = {}
+
+    def __enter__(self) -> _Pairing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+
+    def peer(self, ns_name: str, link: dict, veths: dict) -> tuple[str, str] | None:
+        """(namespace, ifname) of the veth at the other end of `link`, or None."""
+        if link.get("link"):  # both ends in the same namespace
+            return (ns_name, link["link"])
+        peer_index, nsid = link.get("link_index"), link.get("link_netnsid")
+        if peer_index is None or nsid is None or ns_name not in self.handles:
+            return None
+        candidates = [
+            (n, peer)
+            for n, peer in veths.get((peer_index, link["ifindex"]), [])
+            if n != ns_name and n in self.handles
+        ]
+        if not candidates:
+            return None
+        here = self.handles[ns_name]
+        sock = self._sockets.get(ns_name)
+        if sock is None:
+            sock = self._sockets[ns_name] = NetlinkSocket(here)
         for name, peer in candidates:
-            if netnsid_of(sock, handles[name].fd) == nsid:
+            if self.resolver.is_namespace(here, sock, nsid, self.handles[name]):
                 return (name, peer["ifname"])
-    return None
+        return None
 
 
 def _label(topo: Topology, ns_name: str) -> str:

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..netlink.constants import RT_TABLE_MAIN
 from ..netlink.links import list_links
 from ..render import Column, Result
 from .registry import Param, Registry
@@ -211,7 +212,6 @@ BRIDGE_COLUMNS = (
 
 
 # --------------------------------------------------------------- handlers
-RT_TABLE_MAIN = 254
 
 
 def _table(value: str) -> int:

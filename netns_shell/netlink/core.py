@@ -40,6 +40,7 @@ from .constants import (
     NLMSGHDR,
     SO_RCVBUFFORCE,
     SOL_NETLINK,
+    U32,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ __all__ = [
     "kstr",
     "parse_attrs",
     "robust",
+    "span_bytes",
+    "span_u8",
+    "span_u32",
 ]
 
 T = TypeVar("T")
@@ -134,6 +138,21 @@ def kstr(buf: bytes, start: int, end: int) -> str:
     if nul >= 0:
         raw = raw[:nul]
     return raw.decode("utf-8", "surrogateescape")
+
+
+def span_u8(buf: bytes, span: tuple[int, int]) -> int:
+    """The u8 value of an attribute found by parse_attrs."""
+    return buf[span[0]]
+
+
+def span_u32(buf: bytes, span: tuple[int, int]) -> int:
+    """The u32 (host order) value of an attribute found by parse_attrs."""
+    return U32.unpack_from(buf, span[0])[0]
+
+
+def span_bytes(buf: bytes, span: tuple[int, int]) -> bytes:
+    """The raw value of an attribute found by parse_attrs."""
+    return bytes(buf[span[0] : span[1]])
 
 
 def parse_attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
@@ -364,40 +383,6 @@ def _netlink_error(code: int, what: str, detail: str) -> NetlinkError:
     return NetlinkError(f"{what}: {text}{suffix}", code)
 
 
-def dump_chunks_with_retry(
-    open_dump: Callable[[], Iterator[list[T]]], *, buffer_limit: int = 4096, retries: int = 3
-) -> Iterator[list[T]]:
-    """`dump_with_retry` for dumps that yield lists of records (one per datagram).
-
-    The hot path of big tables: callers flatten the lists with
-    `itertools.chain.from_iterable`, so no generator is resumed per record.
-    """
-    for attempt in range(retries + 1):
-        held: list[list[T]] = []
-        count = 0
-        chunks = open_dump()
-        try:
-            for chunk in chunks:
-                held.append(chunk)
-                count += len(chunk)
-                if count >= buffer_limit:
-                    break
-            else:
-                yield from held
-                return
-        except DumpInterruptedError as exc:
-            if attempt < retries:
-                continue
-            yield from held
-            raise DumpInconsistentError(str(exc)) from None
-        yield from held
-        try:
-            yield from chunks
-        except DumpInterruptedError as exc:
-            raise DumpInconsistentError(str(exc)) from None
-        return
-
-
 def dump_with_retry(
     open_dump: Callable[[], Iterator[T]], *, buffer_limit: int = 4096, retries: int = 3
 ) -> Iterator[T]:
@@ -411,13 +396,37 @@ def dump_with_retry(
     DumpInconsistentError (a warning) is raised; so it is for a big table
     interrupted after its rows began to stream.
     """
+    return _retrying(open_dump, buffer_limit, retries, weigh=None)
+
+
+def dump_chunks_with_retry(
+    open_dump: Callable[[], Iterator[list[T]]], *, buffer_limit: int = 4096, retries: int = 3
+) -> Iterator[list[T]]:
+    """`dump_with_retry` for dumps that yield lists of records (one per datagram).
+
+    The hot path of big tables: callers flatten the lists with
+    `itertools.chain.from_iterable`, so no generator is resumed per record.
+    `buffer_limit` counts records, not lists.
+    """
+    return _retrying(open_dump, buffer_limit, retries, weigh=len)
+
+
+def _retrying(
+    open_dump: Callable[[], Iterator[Any]],
+    buffer_limit: int,
+    retries: int,
+    weigh: Callable[[Any], int] | None,
+) -> Iterator[Any]:
+    """The retry loop of both: items are weighed 1 each, or by `weigh` (a list's length)."""
     for attempt in range(retries + 1):
-        held: list[T] = []
-        records = open_dump()
+        held: list[Any] = []
+        count = 0
+        items = open_dump()
         try:
-            for record in records:
-                held.append(record)
-                if len(held) >= buffer_limit:
+            for item in items:
+                held.append(item)
+                count += 1 if weigh is None else weigh(item)
+                if count >= buffer_limit:
                     break
             else:
                 yield from held
@@ -430,7 +439,7 @@ def dump_with_retry(
         # large table: stream the rest
         yield from held
         try:
-            yield from records
+            yield from items
         except DumpInterruptedError as exc:
             raise DumpInconsistentError(str(exc)) from None
         return

@@ -132,6 +132,9 @@ from .constants import (
     U64,
 )
 from .core import kstr, parse_attrs
+from .core import span_bytes as _addr
+from .core import span_u8 as _u8
+from .core import span_u32 as _u32
 from .names import format_address, format_mac
 
 __all__ = [
@@ -143,18 +146,6 @@ __all__ = [
     "decode_vlan",
     "decode_vxlan",
 ]
-
-
-def _u32(buf: bytes, span: tuple[int, int]) -> int:
-    return U32.unpack_from(buf, span[0])[0]
-
-
-def _u8(buf: bytes, span: tuple[int, int]) -> int:
-    return buf[span[0]]
-
-
-def _addr(buf: bytes, span: tuple[int, int]) -> bytes:
-    return bytes(buf[span[0] : span[1]])
 
 
 def _is_multicast(raw: bytes) -> bool:

@@ -57,9 +57,11 @@ from .constants import (
     RTM_GETLINK,
     RTM_NEWADDR,
     RTM_NEWLINK,
-    U32,
 )
 from .core import NetlinkSocket, dump_with_retry, iter_attrs, kstr, parse_attrs, robust
+from .core import span_bytes as _addr
+from .core import span_u8 as _u8
+from .core import span_u32 as _u32
 from .linkkinds import decode_linkinfo
 from .names import address_family, format_address, format_mac, rt_scope
 
@@ -199,18 +201,6 @@ def link_flags(flags: int) -> list[str]:
     if rest:
         names.append(f"{rest:x}")
     return names
-
-
-def _u32(buf: bytes, span: tuple[int, int]) -> int:
-    return U32.unpack_from(buf, span[0])[0]
-
-
-def _u8(buf: bytes, span: tuple[int, int]) -> int:
-    return buf[span[0]]
-
-
-def _addr(buf: bytes, span: tuple[int, int]) -> bytes:
-    return bytes(buf[span[0] : span[1]])
 
 
 def link_request(ifindex: int = 0, master: int = 0, *, stats: bool = False) -> bytes:
