@@ -6,7 +6,7 @@ network and its kernel's tables.  How it is reached is the mode:
 * `direct`: the node's engine is a unix socket on this host and its namespace files are
   visible here (the swarm lab, or this node itself): engines are asked in parallel,
   each within the timeout, and the tables read one namespace after the other (a thread
-  never changes namespace, DESIGN fact 1);
+  never changes namespace, architecture.md fact 1);
 * `container`: a one-shot netns-shell container on the node's engine (agents.py);
 * `service`: a one-shot global service on the swarm (agents.py).
 

@@ -5,7 +5,7 @@ CLI): `/var/run/docker.sock`, or `DOCKER_HOST=unix://PATH`.  Every call has a
 short timeout; an engine that refuses or hangs is reported once and the shell
 goes on without names.
 
-Docker's namespace files (DESIGN fact 7): container sandboxes are
+Docker's namespace files (architecture.md fact 7): container sandboxes are
 `<SandboxID[:12]>`, overlay networks `<n>-<NetworkID[:10]>`, their load
 balancers `lb_<NetworkID[:9]>`, and the ingress network `ingress_sbox`.
 """

@@ -1,4 +1,4 @@
-"""What a node's Docker engine believes about an overlay network (DESIGN fact 12).
+"""What a node's Docker engine believes about an overlay network (architecture.md fact 12).
 
 `GET /networks/{id}?verbose=true` on the node's own engine: `Peers` (the live
 gossip members), `Services` -> `Tasks` (EndpointIP, Info["Host IP"] = the VTEP

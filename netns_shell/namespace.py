@@ -9,7 +9,7 @@ The calling thread never changes namespace.  Work that must happen inside
 (creating a netlink or packet socket) runs on a short-lived thread that
 enters the namespace with setns(2), does the work and exits; sockets stay
 bound to the namespace they were created in, so they can be used from any
-thread afterwards (DESIGN facts 1-3).
+thread afterwards (architecture.md facts 1-3).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run a host program inside namespaces, the way nsenter does.
 
 The shell may be multithreaded, and mount/user namespaces cannot be entered
-by a multithreaded process (DESIGN fact 2), so the work happens in a forked
+by a multithreaded process (architecture.md fact 2), so the work happens in a forked
 child, which is single-threaded: it enters the namespaces and execs the
 program.  Joining a PID namespace only affects children, so in that case
 the child forks once more and waits for the grandchild, like nsenter.

@@ -1,7 +1,7 @@
 """Make kernel-supplied strings safe for a terminal.
 
 Interface names, aliases and the like are chosen by whoever controls a
-namespace; a container can plant terminal escape sequences in them (DESIGN
+namespace; a container can plant terminal escape sequences in them (architecture.md
 fact 9).  Every string a human sees passes through `for_terminal`, which
 turns control characters, undecodable bytes (kept as surrogates by
 `surrogateescape`), bidirectional overrides and every other non-printable

@@ -4,7 +4,7 @@
     node namespace:  eth0 198.18.0.(10+K)/24 (the veth's other end), and a dockerd
                      started there with `nsenter --net` inside `unshare --uts`
                      (hostname = the node's name), with its own data root,
-                     exec root, pidfile, socket and config file (DESIGN fact 11);
+                     exec root, pidfile, socket and config file (architecture.md fact 11);
                      it starts its own containerd under its exec root.
     swarm:           node 1 is the manager, the others join as workers; one
                      attachable overlay network; one container pinned per node

@@ -1,4 +1,4 @@
-"""A private containerd with its CRI plugin, for the Kubernetes tests (DESIGN fact 15).
+"""A private containerd with its CRI plugin, for the Kubernetes tests (architecture.md fact 15).
 
 Everything it owns lives under one directory of its own (root, state, socket,
 CNI config, IPAM data); its pods get a bridge and a subnet unique to the run.

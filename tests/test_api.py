@@ -73,7 +73,7 @@ def test_namespace_context_moves_only_the_calling_thread(lab):
         worker.start()
         worker.join()
     assert os.stat("/proc/thread-self/ns/net").st_ino == home
-    # a thread started inside inherits the namespace of its creator (DESIGN fact 1)
+    # a thread started inside inherits the namespace of its creator (architecture.md fact 1)
     assert seen_by_other_thread == [target]
 
 

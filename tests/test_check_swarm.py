@@ -184,7 +184,7 @@ def test_vtep_unreachable(swarm):
 
 
 def test_blocked_vxlan_leaves_the_control_plane_unchanged(swarm):
-    """DESIGN fact 13: dropping UDP 4789 changes no table, so `check` has nothing to say."""
+    """architecture.md fact 13: dropping UDP 4789 changes no table: `check` has nothing to say."""
     n1, n2 = swarm.nodes[0], swarm.nodes[1]
     undo = swarm.block_vxlan(n1, n2)
     try:

@@ -1,7 +1,7 @@
 """One-line packet summaries through scapy (imported here only, and only when needed).
 
 scapy decodes; it never captures: no scapy socket is opened and its global
-interface cache (the root namespace's, DESIGN fact 6) is never consulted.
+interface cache (the root namespace's, architecture.md fact 6) is never consulted.
 On cooked captures (`-i any`, LINUX_SLL / LINUX_SLL2) the interface and the
 direction come from the cooked header, parsed here with struct, and the
 summary starts at the network layer, as tcpdump prints it.

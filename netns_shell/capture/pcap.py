@@ -325,7 +325,7 @@ class Handle:
     def activate(self) -> list[str]:
         """pcap_activate: open the packet socket.  Returns warnings; raises on errors.
 
-        The socket belongs to the namespace of the calling thread (DESIGN fact 1).
+        The socket belongs to the namespace of the calling thread (architecture.md fact 1).
         """
         lib = libpcap()
         status = lib.pcap_activate(self.pointer)

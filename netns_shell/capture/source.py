@@ -2,7 +2,7 @@
 
 A live handle is created and activated on a short-lived thread inside the
 target namespace (`NetNamespace.run`), so libpcap's AF_PACKET socket and its
-ifindex lookup belong to that namespace (DESIGN fact 1); the handle is then
+ifindex lookup belong to that namespace (architecture.md fact 1); the handle is then
 used from the caller's thread.  Interface names come from a netlink dump in
 the same namespace, never from scapy's root-namespace interface cache.
 """

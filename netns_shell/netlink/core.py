@@ -1,7 +1,7 @@
 """A lean rtnetlink socket that streams dump replies message by message.
 
 Only the standard library is used here: pyroute2's generic parser costs
-tens of microseconds per message and imports in ~0.3 s (DESIGN fact 5), so
+tens of microseconds per message and imports in ~0.3 s (architecture.md fact 5), so
 the hot dump path parses with `struct.unpack_from` and hands each message to
 a per-object decoder while the next recv() is still to come.
 
