@@ -126,7 +126,9 @@ def _libc() -> ctypes.CDLL:
     """The C library, for the stdio calls around a dumper (fdopen, ferror, fclose)."""
     global _libc_handle
     if _libc_handle is None:
-        libc = ctypes.CDLL(None, use_errno=True)  # dlopen(NULL): libc is already loaded
+        from ..namespace import c_library
+
+        libc = c_library()  # the one handle on the C library (dlopen(NULL))
         libc.fdopen.restype = ctypes.c_void_p
         libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
         libc.fclose.argtypes = [ctypes.c_void_p]

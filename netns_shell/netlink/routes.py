@@ -11,14 +11,18 @@ from typing import TYPE_CHECKING, Any
 from ..errors import NetlinkError, NotFoundError, UsageError
 from ..records import Shared, SharedRecord
 from .constants import (
+    BE16,
     NLA,
     NLA_TYPE_MASK,
     NLA_U32,
     RT_TABLE_MAIN,
     RTA_CACHEINFO,
     RTA_CACHEINFO_HEAD,
+    RTA_DPORT,
     RTA_DST,
     RTA_GATEWAY,
+    RTA_IIF,
+    RTA_IP_PROTO,
     RTA_MARK,
     RTA_METRICS,
     RTA_MULTIPATH,
@@ -27,6 +31,7 @@ from .constants import (
     RTA_PREF,
     RTA_PREFSRC,
     RTA_PRIORITY,
+    RTA_SPORT,
     RTA_SRC,
     RTA_TABLE,
     RTA_VIA,
@@ -494,7 +499,6 @@ def route_get(
             sock.close()
 
 
-RTA_IP_PROTO, RTA_SPORT, RTA_DPORT = 27, 28, 29
 _IP_PROTOS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58}
 
 
@@ -519,28 +523,28 @@ def route_lookup(
     family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     raw = socket.inet_pton(family, dst)
     src_raw = socket.inet_pton(family, src) if src else b""
-    body = _RTMSG.pack(family, len(raw) * 8, len(src_raw) * 8, 0, 0, 0, 0, 0, 0)
+    body = RTMSG.pack(family, len(raw) * 8, len(src_raw) * 8, 0, 0, 0, 0, 0, 0)
 
     def attr(kind: int, value: bytes) -> bytes:
         size = 4 + len(value)
-        return struct.pack("=HH", size, kind) + value + b"\0" * (-size % 4)
+        return NLA.pack(size, kind) + value + b"\0" * (-size % 4)
 
     body += attr(RTA_DST, raw)
     if src_raw:
         body += attr(RTA_SRC, src_raw)
     if iif:
-        body += attr(RTA_IIF, _U32.pack(iif))
+        body += attr(RTA_IIF, U32.pack(iif))
     if mark:
-        body += attr(RTA_MARK, _U32.pack(mark))
+        body += attr(RTA_MARK, U32.pack(mark))
     if proto:
         number = _IP_PROTOS.get(proto, 0)
         if family == socket.AF_INET6 and proto == "icmp":
             number = 58
         body += attr(RTA_IP_PROTO, bytes([number]))
     if sport:
-        body += attr(RTA_SPORT, struct.pack("!H", sport))
+        body += attr(RTA_SPORT, BE16.pack(sport))
     if dport:
-        body += attr(RTA_DPORT, struct.pack("!H", dport))
+        body += attr(RTA_DPORT, BE16.pack(dport))
     from ..errors import PrivilegeError
 
     try:
@@ -554,5 +558,5 @@ def route_lookup(
     record = parse_route(data, start, end, link_names(sock), show_table=True)
     for kind, vs, _ve in iter_attrs(data, start + 12, end):
         if kind == RTA_IIF:
-            record["iif"] = link_names(sock).get(_U32.unpack_from(data, vs)[0])
+            record["iif"] = link_names(sock).get(U32.unpack_from(data, vs)[0])
     return record, 0

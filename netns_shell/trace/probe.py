@@ -1,7 +1,7 @@
 """`trace --probe`: real packets along the predicted path, captured at every namespace at once.
 
 One libpcap handle (device `any`) per namespace of the static path, opened
-on a thread inside that namespace (DESIGN facts 1, 6), filtered on the
+on a thread inside that namespace (architecture.md facts 1, 6), filtered on the
 probe's ICMP id (or UDP payload marker), both plain and inside VXLAN (UDP
 4789: outer UDP 8 + VXLAN 8 + Ethernet 14 + IPv4 20 bytes before the inner
 header).  Every captured frame must also hold the probe's 16-byte payload
@@ -12,7 +12,7 @@ where it was expected and missing.
 
 Where tracefs can be used, the `skb:kfree_skb` tracepoint is read in an
 instance of our own during the probe window; it has no namespace field
-(DESIGN fact 14), so the reasons are those of every drop on the host in
+(architecture.md fact 14), so the reasons are those of every drop on the host in
 that window with an IPv4 protocol, minus NOT_SPECIFIED: the report says so.
 """
 
