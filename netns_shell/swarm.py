@@ -197,7 +197,7 @@ class Swarm:
             self._build_wan()
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             # a shared mount, as / is on a systemd host: the nodes' namespace directories can
-            # then be mounted into containers with rslave propagation (DESIGN fact 16)
+            # then be mounted into containers with rslave propagation (architecture.md fact 16)
             _run(["mount", "--bind", self.directory, self.directory])
             _run(["mount", "--make-shared", self.directory])
             with ThreadPoolExecutor(len(self.nodes)) as pool:

@@ -12,7 +12,7 @@ what the kernel would do with the packet, one decision per hop:
 * a bridge: the FDB lookup of the destination MAC (forward, local, flood);
 * a vxlan port: its FDB `dst` (the VTEP), then the underlay route, source,
   MTU and OUTPUT chain in the namespace that holds the vxlan UDP socket
-  (IFLA_LINK_NETNSID of the vxlan device, DESIGN fact 7);
+  (IFLA_LINK_NETNSID of the vxlan device, architecture.md fact 7);
 * the receiving node, found by its VTEP address among the nodes' engines
   (engine_view, as `check --cluster` reaches them): its INPUT chain for UDP
   4789, the local route of the VTEP, its overlay namespace's vxlan device of

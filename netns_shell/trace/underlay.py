@@ -2,7 +2,7 @@
 
 The vxlan FDB `dst` (VTEP) of the destination MAC, checked against the VTEP
 the node's engine places the endpoint at; then, in the namespace holding the
-vxlan UDP socket (IFLA_LINK_NETNSID of the device, DESIGN fact 7), the
+vxlan UDP socket (IFLA_LINK_NETNSID of the device, architecture.md fact 7), the
 underlay route, source, neighbour, MTU (inner + 50 B) and OUTPUT chain for
 UDP 4789.  The receiving node is found by its VTEP address among the nodes'
 engines (engine_view, as `check --cluster` reaches them): its INPUT chain and
