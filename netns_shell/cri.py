@@ -307,11 +307,11 @@ class CriEnricher:
         candidates = [e for e in entries if e.kind in _POD_KINDS and e.usable]
         if not candidates:
             return
-        # A warning when a runtime was asked and failed: the one given, or a default socket
-        # that exists on a host with cni-* namespaces.  No socket at all is not a failure:
-        # `ns` says that names are not available (pod_names_unavailable), other commands
-        # stay quiet.
-        loud = bool(self.explicit) or any(e.kind == "cni pod" for e in candidates)
+        # A warning when the runtime the user named (--cri, CONTAINER_RUNTIME_ENDPOINT)
+        # failed.  A default socket that is missing or serves no CRI (Docker's own
+        # containerd) is no failure to repeat on every command: `ns` says that names are
+        # not available and why (pod_names_unavailable); other commands stay quiet.
+        loud = bool(self.explicit)
         pods = self.pods(warn=loud)
         if pods is not None:
             _name_entries(candidates, pods)
