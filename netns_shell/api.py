@@ -27,6 +27,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from .catalogue import Catalogue
 from .errors import NamespaceError, UsageError
 from .namespace import NAMESPACE_TYPES, NetNamespace, namespace_type, setns
 
@@ -49,28 +50,29 @@ _FAMILIES = {None: socket.AF_UNSPEC, 4: socket.AF_INET, 6: socket.AF_INET6}
 def open_namespace(target: str | int, *, docker: bool = True, cri: bool = True) -> NetNamespace:
     """A handle on a network namespace; close it (or use `with`) when done.
 
-    `target`: a PID (int or 'pid:N'), a path, or a name as `ns` lists it, a
-    unique prefix of one, an inode, or (with a Docker engine) a container
-    name or ID or an overlay's network name, or (with a CRI runtime) a pod
-    as `pod` or `namespace/pod`.  Never creates a namespace.
+    `target`: a PID (int or 'pid:N'), a path, or a name as `ns` lists it
+    (`TAG:NAME` when several directories hold NAME), a unique prefix of one,
+    an inode, or (with a Docker engine) a container name or ID or an
+    overlay's network name, or (with a CRI runtime) a pod as `pod` or
+    `namespace/pod`.  Never creates a namespace.
     """
     if isinstance(target, int):
         return NetNamespace.open_pid(target)
-    from .commands import build_registry
-    from .render import Console
-    from .session import Session
+    return _catalogue(docker=docker, cri=cri).resolve(str(target))
 
+
+def _catalogue(*, docker: bool, cri: bool) -> Catalogue:
+    """A catalogue asking the engines that are wanted (quietly: a script gets no warnings)."""
     enrichers = []
     if docker:
         from .docker import docker_enricher
 
         enrichers.append(docker_enricher(lambda message: None))
-    enrichers += _cri_enrichers(cri)
-    session = Session(registry=build_registry(), console=Console(), enrichers=enrichers)
-    try:
-        return session.resolve(str(target))
-    finally:
-        session.home.close()
+    if cri:
+        from .cri import cri_enricher
+
+        enrichers.append(cri_enricher(lambda message: None))
+    return Catalogue(enrichers)
 
 
 @contextlib.contextmanager
@@ -123,43 +125,19 @@ def fdb(target: Target, *, bridge: str | None = None, dev: str | None = None) ->
         return list(list_fdb(ns, bridge=bridge, dev=dev))
 
 
-def _cri_enrichers(cri: bool) -> list:
-    """Pod names from the node's CRI runtime (CONTAINER_RUNTIME_ENDPOINT or the default sockets)."""
-    if not cri:
-        return []
-    from .cri import cri_enricher
-
-    return [cri_enricher(lambda message: None)]
-
-
 def namespaces(*, details: bool = True, docker: bool = True, cri: bool = True) -> list[dict]:
     """Every network namespace on the host, as `ns --json` prints them (`pod` keys from the
     CRI runtime when `cri`)."""
-    from .discovery import discover
-
-    entries = discover(details=details)
-    if docker:
-        from .docker import docker_enricher
-
-        docker_enricher(lambda message: None)(entries)
-    for enrich in _cri_enrichers(cri):
-        enrich(entries)
+    entries = _catalogue(docker=docker, cri=cri).discover(details=details)
     return [entry.record() for entry in entries]
 
 
 def find(needle: str, *, docker: bool = True, cri: bool = True) -> list[dict]:
     """Where an IP, MAC or interface name appears, across every namespace."""
-    from .discovery import discover
     from .search import find as search
     from .search import parse_needle
 
-    entries = discover(details=False)
-    if docker:
-        from .docker import docker_enricher
-
-        docker_enricher(lambda message: None)(entries)
-    for enrich in _cri_enrichers(cri):
-        enrich(entries)
+    entries = _catalogue(docker=docker, cri=cri).discover(details=False)
     return list(search(entries, parse_needle(needle)))
 
 

@@ -341,7 +341,7 @@ def _run(options: argparse.Namespace, initial_target: str | None = None) -> int:
         elif options.pid:
             session.switch_to(NetNamespace.open_pid(options.pid))
         elif options.target:
-            session.switch_to(session.resolve(options.target))
+            session.switch_to(session.catalogue.resolve(options.target))
         elif initial_target:
             session.switch_to(NetNamespace.open_path(initial_target))
         commands = list(options.commands or [])

@@ -179,7 +179,7 @@ def build_state(session: Session, ns: NetNamespace) -> CompletionState:
     from .netlink.links import list_links
 
     namespaces: dict[str, str] = {}
-    for entry in session.discover():
+    for entry in session.catalogue.discover():
         if entry.inode is None:
             continue
         namespaces[entry.name] = entry.kind

@@ -9,7 +9,13 @@ Three sources, merged by namespace inode:
 * processes, from /proc/*/ns/net (namespaces held only by processes).
 
 Names follow the file base name (`1-9tp0f348do`, `cni-...`); a namespace
-known only through processes is named `pid:<lowest pid>`.
+known only through processes is named `pid:<lowest pid>`.  Identity is the
+inode (dev, ino), never the name: when several namespaces share a base name
+(several Docker engines on one host each hold `ingress_sbox` and
+`1-<netid>`, or one name in two NETNS_SHELL_PATH directories), each is named
+`TAG:NAME`, TAG being the part of its directory that tells them apart
+(`n1:1-cj79k8ryxj` for `/run/swarm/n1/exec/netns/1-cj79k8ryxj` beside
+`/run/swarm/n2/exec/netns/...`), or by its full path when no such part exists.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ __all__ = [
     "discover",
     "friendly_names",
     "kind_of",
+    "matches_qualified",
 ]
 
 KIND_HOST = "host"
@@ -104,6 +111,16 @@ class NamespaceEntry:
     error: str | None = None
     #: Filled by enrichers (Docker, Kubernetes): container / network names.
     labels: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        """The base name of the file the namespace is named after (its name, unqualified)."""
+        return os.path.basename(self.paths[0]) if self.paths else self.name
+
+    @property
+    def key(self) -> tuple[int | None, int | None]:
+        """Its identity: (dev, inode); (None, None) for a broken file."""
+        return (self.dev, self.inode)
 
     @property
     def usable(self) -> bool:
@@ -358,9 +375,63 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
         )
         for p in broken
     ]
+    _qualify_shared_names(entries)
     if details:
         fill_details(entries)
     return entries
+
+
+def _qualify_shared_names(entries: list[NamespaceEntry]) -> None:
+    """Give each namespace a name no other has: `TAG:NAME` (or its path) for shared names."""
+    groups: dict[str, list[NamespaceEntry]] = {}
+    for entry in entries:
+        if entry.paths:
+            groups.setdefault(entry.name, []).append(entry)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        directories = [os.path.dirname(entry.paths[0]) for entry in group]
+        tags = _directory_tags(directories)
+        for entry, directory, tag in zip(group, directories, tags, strict=True):
+            entry.name = f"{tag}:{name}" if tag else os.path.join(directory, name)
+
+
+def _directory_tags(directories: list[str]) -> list[str | None]:
+    """What tells each directory from the others: what is left once the path components
+    all of them share at the start and at the end are cut off (`n1` for `/run/s/n1/exec/netns`
+    beside `/run/s/n2/exec/netns`).  None for all when that leaves one empty, two equal, or
+    a ':' (then the full paths must do)."""
+    parts = [[c for c in d.split("/") if c] for d in directories]
+    shortest = min(len(p) for p in parts)
+    head = 0
+    while head < shortest and len({p[head] for p in parts}) == 1:
+        head += 1
+    tail = 0
+    while tail < shortest - head and len({p[len(p) - 1 - tail] for p in parts}) == 1:
+        tail += 1
+    tags = ["/".join(p[head : len(p) - tail]) for p in parts]
+    if any(not t or ":" in t for t in tags) or len(set(tags)) != len(tags):
+        return [None] * len(tags)
+    return tags
+
+
+def matches_qualified(entry: NamespaceEntry, target: str) -> bool:
+    """Whether `target` is `TAG:NAME` for this entry: one of its files is called NAME and
+    TAG is a run of whole components of that file's directory (`n1:1-cj79k8ryxj`,
+    `exec/netns:ingress_sbox`).  Accepted even when the name is no longer shared."""
+    tag, sep, name = target.partition(":")
+    if not sep or not tag or not name:
+        return False
+    wanted = [c for c in tag.split("/") if c]
+    for path in entry.paths:
+        directory, base = os.path.split(path)
+        if base != name:
+            continue
+        parts = [c for c in directory.split("/") if c]
+        for i in range(len(parts) - len(wanted) + 1):
+            if parts[i : i + len(wanted)] == wanted:
+                return True
+    return False
 
 
 def fill_details(entries: Iterable[NamespaceEntry]) -> None:

@@ -368,7 +368,7 @@ class DockerEnricher:
         if names is None:
             return
         for entry in entries:
-            entry.labels.update(names.labels_for(entry.name))
+            entry.labels.update(names.labels_for(entry.base))
 
 
 def docker_enricher(warn, client: DockerClient | None = None) -> DockerEnricher:

@@ -12,32 +12,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import os
 import signal
-import stat
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import shutdown
+from .catalogue import Catalogue
 from .commands.line import CommandLine, parse_line, split_commands
 from .commands.registry import Registry, parse_arguments
 from .debuglog import DebugLog
-from .errors import ExitShell, NamespaceError, NetnsShellError, UsageError
-from .namespace import NetNamespace, search_dirs
+from .errors import ExitShell, NetnsShellError, UsageError
+from .namespace import NetNamespace
 from .render import Console, Renderer, silence_stdout
 
 if TYPE_CHECKING:
     from .discovery import NamespaceEntry
 
 __all__ = ["Session", "split_commands"]
-
-
-_DISCOVERY_TTL = 2.0
 
 
 @dataclass
@@ -51,13 +45,13 @@ class Session:
     current: NetNamespace | None = None
     #: called with the session after the current namespace changes
     on_switch: list[Callable[[Session], None]] = field(default_factory=list)
+    #: the namespaces on the host, named and resolved (built from `enrichers` and `docker`
+    #: when not given)
+    catalogue: Catalogue | None = None
     #: enrichers add labels (container, network names) to discovered namespaces
     enrichers: list[Callable[[list[NamespaceEntry]], None]] = field(default_factory=list)
     #: the Docker engine's names, when an engine is asked (see docker.DockerEnricher)
     docker: Any = None
-    _entries: list[NamespaceEntry] | None = None
-    _entries_at: float = 0.0
-    _labels: dict[tuple[int, int], str] = field(default_factory=dict)
     _orphans: set[tuple[int, int]] = field(default_factory=set)
     #: where unexpected failures are recorded (not written in --read-only mode)
     debug_log: DebugLog | None = None
@@ -65,13 +59,15 @@ class Session:
     def __post_init__(self) -> None:
         if self.current is None:
             self.current = self.home
-        if self.docker is not None and self.docker not in self.enrichers:
-            self.enrichers.append(self.docker)
+        if self.debug_log is None:
+            self.debug_log = DebugLog(write=not self.read_only)
+        if self.catalogue is None:
+            self.catalogue = Catalogue(
+                self.enrichers, docker=self.docker, on_error=self.debug_log.record
+            )
         self.renderer = Renderer(self.console)
         #: the last line stopped early (see _stops_the_line); -c runs nothing after it
         self.line_stopped = False
-        if self.debug_log is None:
-            self.debug_log = DebugLog(write=not self.read_only)
         self.last_status = 0
 
     # --------------------------------------------------------- namespaces
@@ -81,107 +77,26 @@ class Session:
         assert self.current is not None
         return self.current
 
+    def label(self, ns: NetNamespace | None = None) -> str:
+        """How to name a namespace (default: the current one) to the user (see Catalogue.label);
+        looked up on first use only, so -c scripts do not pay for it."""
+        return self.catalogue.label(ns or self.namespace)
+
+    # Lookups that moved to the catalogue; kept so handlers written against them still work.
     def namespaces(self, *, details: bool = False, fresh: bool = False) -> list[NamespaceEntry]:
-        """Discovered namespaces (cached for a moment; `details` counts links)."""
-        stale = time.monotonic() - self._entries_at > _DISCOVERY_TTL
-        if details or fresh or stale or self._entries is None:
-            self._entries = self.discover(details=details)
-            self._entries_at = time.monotonic()
-        return self._entries
+        return self.catalogue.namespaces(details=details, fresh=fresh)
 
     def discover(self, *, details: bool = False) -> list[NamespaceEntry]:
-        """Discover namespaces now and run the enrichers (no caching; any thread)."""
-        from .discovery import discover
-
-        entries = discover(details=details)
-        for enrich in self.enrichers:
-            try:
-                enrich(entries)
-            except Exception:  # enrichment is optional by design
-                self.debug_log.record("enricher failed", sys.exc_info()[1])
-        return entries
+        return self.catalogue.discover(details=details)
 
     def entry_for(self, ns: NetNamespace) -> NamespaceEntry | None:
-        for entry in self.namespaces():
-            if entry.inode == ns.inode and entry.dev == ns.dev:
-                return entry
-        return None
+        return self.catalogue.entry_for(ns)
 
     def resolve(self, target: str) -> NetNamespace:
-        """Open a namespace named by path, `pid:N`, name, unique prefix or inode, or by
-        what lives in it: a container, a network, a pod (`pod` or `namespace/pod`).
-
-        A name that is a file in a netns directory is opened directly; only
-        prefixes, inodes and container or network names need a discovery.
-        """
-        if target.startswith(("/", ".")) or ("/" in target and os.path.lexists(target)):
-            return NetNamespace.open_path(target)
-        direct = _named_file(target)
-        if direct is not None:
-            return NetNamespace.open_path(direct, label=target)
-        if target.startswith("pid:"):
-            try:
-                pid = int(target[4:])
-            except ValueError:
-                raise UsageError(f"'{target}': expected pid:NUMBER") from None
-            return NetNamespace.open_pid(pid)
-        return self.find_entry(target).open()
-
-    def find_entry(self, target: str) -> NamespaceEntry:
-        entries = [e for e in self.namespaces(fresh=True) if e.inode is not None or e.error]
-        exact = [
-            e
-            for e in entries
-            if target in (e.name, *map(os.path.basename, e.paths))
-            or target in e.labels.get("aliases", ())
-        ]
-        if not exact and target.isdigit():
-            exact = [e for e in entries if e.inode == int(target)]
-        if not exact:
-            exact = [
-                e
-                for e in entries
-                if e.name.startswith(target)
-                or any(a.startswith(target) for a in e.labels.get("aliases", ()))
-            ]
-        unique = {(e.dev, e.inode, e.name): e for e in exact}
-        if len(unique) == 1:
-            return next(iter(unique.values()))
-        if not unique:
-            names = [e.name for e in entries]
-            close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; 'ns' lists them"
-            raise NamespaceError(f"no namespace named '{target}'{hint}")
-        shown = ", ".join(sorted(e.name for e in unique.values())[:6])
-        raise NamespaceError(
-            f"'{target}' matches {len(unique)} namespaces: {shown}; give more of the name"
-        )
+        return self.catalogue.resolve(target)
 
     def docker_endpoints(self, ns: NetNamespace) -> dict[str, dict[str, Any]]:
-        """MAC -> container of the Docker network an overlay namespace belongs to ({} if none)."""
-        entry = self.entry_for(ns)
-        network_id = entry.labels.get("network_id") if entry is not None else None
-        names = self.docker.names() if self.docker is not None and network_id else None
-        return names.endpoints_on(network_id) if names is not None else {}
-
-    def label(self, ns: NetNamespace | None = None) -> str:
-        """How to name a namespace (default: the current one) to the user.
-
-        Its name as `ns` lists it, with the container or network when known;
-        looked up on first use only (so -c scripts do not pay for it).
-        """
-        ns = ns or self.namespace
-        if ns.key not in self._labels:
-            entry = self.entry_for(ns)
-            if entry is None:
-                text = ns.label
-            else:
-                from .discovery import friendly_names
-
-                friendly = ", ".join(friendly_names(entry.labels))
-                text = f"{entry.name} ({friendly})" if friendly else entry.name
-            self._labels[ns.key] = text
-        return self._labels[ns.key]
+        return self.catalogue.docker_endpoints(ns)
 
     def switch_to(self, ns: NetNamespace) -> None:
         """Make `ns` the current namespace (the old handle is closed)."""
@@ -352,21 +267,6 @@ def _name_the_command(exc: NetnsShellError, name: str) -> None:
     message = str(exc)
     if not message.startswith(f"{name}:"):
         exc.args = (f"{name}: {message}",)
-
-
-def _named_file(name: str) -> str | None:
-    """The path of a namespace file called `name` in the netns directories, if one is."""
-    if not name or name in (".", "..") or "/" in name:
-        return None
-    for directory in search_dirs():
-        path = os.path.join(directory, name)
-        try:
-            st = os.lstat(path)  # a symlink is not a name (discovery skips them too)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            return path
-    return None
 
 
 def _is_standard_output(stream: Any) -> bool:

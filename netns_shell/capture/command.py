@@ -42,7 +42,7 @@ from .decode import Decoder, format_time
 from .source import check_interface, name_lookup
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..commands.context import Context
 
 __all__ = ["capture", "record_line"]
 
@@ -92,12 +92,12 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _say(session: Session, line: str) -> None:
+def _say(session: Context, line: str) -> None:
     session.console.say(line)
 
 
 # ---------------------------------------------------------------- checks
-def _check_arguments(session: Session, args: dict[str, Any]) -> None:
+def _check_arguments(session: Context, args: dict[str, Any]) -> None:
     if args["read"] is not None:
         given = [flag for flag, key in (("-i", "iface"), ("--duration", "duration")) if args[key]]
         if args["no_promisc"]:
@@ -117,7 +117,7 @@ def _check_arguments(session: Session, args: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------- handler
-def capture(session: Session, args: dict[str, Any]) -> Result:
+def capture(session: Context, args: dict[str, Any]) -> Result:
     """Run one capture; failures become 'capture: ...' one-liners."""
     try:
         return _capture(session, args)
@@ -127,7 +127,7 @@ def capture(session: Session, args: dict[str, Any]) -> Result:
         raise type(exc)(f"capture: {exc}") from None
 
 
-def _capture(session: Session, args: dict[str, Any]) -> Result:
+def _capture(session: Context, args: dict[str, Any]) -> Result:
     _check_arguments(session, args)
     expression = " ".join(args["filter"]).strip()
     if args["read"] is not None:
@@ -151,7 +151,7 @@ def _capture(session: Session, args: dict[str, Any]) -> Result:
     return _view(session, source, args)
 
 
-def _open_interface(session: Session, args: dict[str, Any]) -> tuple[Source, str]:
+def _open_interface(session: Context, args: dict[str, Any]) -> tuple[Source, str]:
     """Open the requested (or default) interface; returns the source and tcpdump's line."""
     require("CAP_NET_RAW")
     namespace = session.namespace
@@ -179,7 +179,7 @@ def _open_interface(session: Session, args: dict[str, Any]) -> tuple[Source, str
     return source, banner
 
 
-def _open_output(session: Session, source: Source, target: str | None) -> Dumper | None:
+def _open_output(session: Context, source: Source, target: str | None) -> Dumper | None:
     if target is None:
         return None
     if target != "-":
@@ -194,7 +194,7 @@ def _open_output(session: Session, source: Source, target: str | None) -> Dumper
 
 
 # ------------------------------------------------------------- -w FILE
-def _write(session: Session, source: Source, dumper: Dumper, args: dict[str, Any]) -> Result:
+def _write(session: Context, source: Source, dumper: Dumper, args: dict[str, Any]) -> Result:
     live = args["read"] is None
     status = _Status(session.console.stderr)
     finished: Finished | None = None
@@ -247,7 +247,7 @@ def _is_regular_file(fd: int) -> bool:
 
 
 # -------------------------------------------------- live view and -r FILE
-def _view(session: Session, source: Source, args: dict[str, Any]) -> Result:
+def _view(session: Context, source: Source, args: dict[str, Any]) -> Result:
     ifname = None if source.device == ANY or args["read"] is not None else source.device
     decoder = Decoder(source.linktype, ifname=ifname, names=source.names)
     stop = StopRequest()
@@ -264,7 +264,7 @@ def _view(session: Session, source: Source, args: dict[str, Any]) -> Result:
 
 
 def _shown(
-    session: Session, source: Source, events: Generator[Any], result: Result
+    session: Context, source: Source, events: Generator[Any], result: Result
 ) -> Iterator[dict[str, Any]]:
     """Packet records for the renderer; status line and counts on stderr.
 

@@ -13,12 +13,12 @@ from ..render import Result
 from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
 
-def capture(session: Session, args: dict[str, Any]) -> Result:
+def capture(session: Context, args: dict[str, Any]) -> Result:
     from ..capture.command import capture as run_capture
 
     return run_capture(session, args)

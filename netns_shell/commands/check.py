@@ -10,7 +10,7 @@ from ..render import Result
 from .registry import Param, Registry, positive_seconds
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
@@ -42,18 +42,18 @@ def _draw(findings: Iterable[Record]) -> Iterator[str]:
             yield f"    hint: {f['hint']}"
 
 
-def _collect(session: Session, args: dict[str, Any]) -> Result:
+def _collect(session: Context, args: dict[str, Any]) -> Result:
     import json
 
     from ..collect import collect_records
 
     records = collect_records(
-        session.namespaces(fresh=True), args["target"], args["timeout"] or 3.0
+        session.catalogue.namespaces(fresh=True), args["target"], args["timeout"] or 3.0
     )
     return Result.stream(records, lambda r: json.dumps(r, sort_keys=True), live=False)
 
 
-def check(session: Session, args: dict[str, Any]) -> Result:
+def check(session: Context, args: dict[str, Any]) -> Result:
     if args["collect"]:
         return _collect(session, args)
     from ..agents import DEFAULT_IMAGE, AgentOptions
@@ -71,7 +71,7 @@ def check(session: Session, args: dict[str, Any]) -> Result:
         nodes or [],
         target=args["target"],
         cluster=bool(args["cluster"]),
-        entries=session.namespaces(fresh=True),
+        entries=session.catalogue.namespaces(fresh=True),
         timeout=args["timeout"],
         via=args["via"] or "auto",
         agent=agent,

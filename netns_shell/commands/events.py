@@ -9,7 +9,7 @@ from ..render import Result
 from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["describe_event", "register"]
 
@@ -51,7 +51,7 @@ def describe_event(r: Record) -> str:
     return f"[{str(obj).upper()}] {prefix}{text.strip()}"
 
 
-def watch(session: Session, args: dict[str, Any]) -> Result:
+def watch(session: Context, args: dict[str, Any]) -> Result:
     from ..netlink.monitor import Lost, watch_events
 
     topics = tuple(args["topics"]) or TOPIC_NAMES

@@ -16,7 +16,7 @@ from ..render import Column, Result
 from .registry import Param, Registry
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
@@ -221,24 +221,24 @@ def _table(value: str) -> int:
 
 
 # Each handler imports what it needs when it runs: `-c links` starts fast.
-def links(session: Session, args: dict[str, Any]) -> Result:
+def links(session: Context, args: dict[str, Any]) -> Result:
     if args.get("stats"):
         return stats(session, args)
     records = list_links(session.namespace, name=args["iface"])
     if args["detail"]:
         from ..peers import annotate_peers
 
-        records = annotate_peers(session.namespace, records, session.namespaces())
+        records = annotate_peers(session.namespace, records, session.catalogue.namespaces())
         return Result.table(records, LINK_DETAIL_COLUMNS)
     return Result.table(records, LINK_COLUMNS)
 
 
-def stats(session: Session, args: dict[str, Any]) -> Result:
+def stats(session: Context, args: dict[str, Any]) -> Result:
     records = list_links(session.namespace, name=args["iface"], addresses=False, stats=True)
     return Result.table(records, LINK_STATS_COLUMNS)
 
 
-def routes(session: Session, args: dict[str, Any]) -> Result:
+def routes(session: Context, args: dict[str, Any]) -> Result:
     from ..netlink.routes import list_routes
 
     table = args["table"] if args["table"] is not None else RT_TABLE_MAIN
@@ -248,7 +248,7 @@ def routes(session: Session, args: dict[str, Any]) -> Result:
     return Result.table(records, ROUTE_COLUMNS if table == RT_TABLE_MAIN else ROUTE_TABLE_COLUMNS)
 
 
-def neigh(session: Session, args: dict[str, Any]) -> Result:
+def neigh(session: Context, args: dict[str, Any]) -> Result:
     from ..netlink.neighbours import list_neighbours
 
     records = list_neighbours(
@@ -260,7 +260,7 @@ def neigh(session: Session, args: dict[str, Any]) -> Result:
     return Result.table(records, NEIGH_COLUMNS)
 
 
-def fdb(session: Session, args: dict[str, Any]) -> Result:
+def fdb(session: Context, args: dict[str, Any]) -> Result:
     from ..netlink.neighbours import list_fdb
 
     records = list_fdb(session.namespace, bridge=args["bridge"], dev=args["dev"])
@@ -295,7 +295,7 @@ def list_bridges(namespace: Any) -> Iterator[Record]:
         }
 
 
-def bridges(session: Session, args: dict[str, Any]) -> Result:
+def bridges(session: Context, args: dict[str, Any]) -> Result:
     return Result.table(list_bridges(session.namespace), BRIDGE_COLUMNS)
 
 

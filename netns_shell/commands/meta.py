@@ -10,7 +10,7 @@ from ..render import Result
 from .registry import Command, Param, Registry
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["command_help", "help_lines", "register"]
 
@@ -60,13 +60,13 @@ def command_help(command: Command) -> Iterator[str]:
             yield f"  {example}"
 
 
-def help_(session: Session, args: dict[str, Any]) -> Result:
+def help_(session: Context, args: dict[str, Any]) -> Result:
     if args["command"]:
         return Result.text(command_help(session.registry.lookup(args["command"])))
     return Result.text(help_lines(session.registry))
 
 
-def exit_(session: Session, args: dict[str, Any]) -> Result:
+def exit_(session: Context, args: dict[str, Any]) -> Result:
     raise ExitShell(args["status"] or 0)
 
 

@@ -10,7 +10,7 @@ from .registry import Param, Registry
 
 if TYPE_CHECKING:
     from ..discovery import NamespaceEntry
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["NS_COLUMNS", "register"]
 
@@ -47,7 +47,7 @@ NS_COLUMNS = (
 )
 
 
-def ns_records(session: Session, entries: list[NamespaceEntry]) -> list[Record]:
+def ns_records(session: Context, entries: list[NamespaceEntry]) -> list[Record]:
     current = session.namespace
     records = []
     for entry in entries:
@@ -57,8 +57,8 @@ def ns_records(session: Session, entries: list[NamespaceEntry]) -> list[Record]:
     return records
 
 
-def ns(session: Session, args: dict[str, Any]) -> Result:
-    entries = session.namespaces(details=True)
+def ns(session: Context, args: dict[str, Any]) -> Result:
+    entries = session.catalogue.namespaces(details=True)
     result = Result.table(ns_records(session, entries), NS_COLUMNS)
     unnamed = (e.labels.get("pod_names_unavailable") for e in entries)
     why = next((reason for reason in unnamed if reason), None)
@@ -67,18 +67,18 @@ def ns(session: Session, args: dict[str, Any]) -> Result:
     return result
 
 
-def use(session: Session, args: dict[str, Any]) -> Result:
-    target = session.resolve(args["target"])
+def use(session: Context, args: dict[str, Any]) -> Result:
+    target = session.catalogue.resolve(args["target"])
     session.switch_to(target)
     return Result.note(f"now in {session.label()}")
 
 
-def host(session: Session, args: dict[str, Any]) -> Result:
+def host(session: Context, args: dict[str, Any]) -> Result:
     session.go_home()
     return Result.note(f"back in {session.label()}")
 
 
-def exec_(session: Session, args: dict[str, Any]) -> Result:
+def exec_(session: Context, args: dict[str, Any]) -> Result:
     from ..process import ExtraNamespaces, run_program
 
     everything = bool(args["all"])

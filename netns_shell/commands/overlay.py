@@ -9,7 +9,7 @@ from ..render import Column, Result
 from .registry import Param, Registry
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
@@ -62,19 +62,19 @@ OVERLAY_COLUMNS = (
 )
 
 
-def find(session: Session, args: dict[str, Any]) -> Result:
+def find(session: Context, args: dict[str, Any]) -> Result:
     from ..search import find as search
     from ..search import parse_needle
 
     needle = parse_needle(args["what"])
-    return Result.table(search(session.namespaces(fresh=True), needle), FIND_COLUMNS)
+    return Result.table(search(session.catalogue.namespaces(fresh=True), needle), FIND_COLUMNS)
 
 
-def overlay(session: Session, args: dict[str, Any]) -> Result:
+def overlay(session: Context, args: dict[str, Any]) -> Result:
     from ..overlay import overlay_rows
 
-    entries = session.namespaces(fresh=True)
-    endpoints = session.docker_endpoints(session.namespace)
+    entries = session.catalogue.namespaces(fresh=True)
+    endpoints = session.catalogue.docker_endpoints(session.namespace)
     rows = list(overlay_rows(session.namespace, entries, endpoints))
     remote = _remote_names(session) if any(r["location"] == "remote" for r in rows) else {}
     for row in rows:
@@ -107,13 +107,13 @@ def _network_by_name(node, name: str) -> str | None:
     return ids[0] if len(ids) == 1 else None
 
 
-def _remote_names(session: Session) -> dict[str, tuple[str | None, str]]:
+def _remote_names(session: Context) -> dict[str, tuple[str | None, str]]:
     """MAC -> (task/container name, node) of the endpoints the shell's engine places on other
     nodes, and VTEP -> (None, node) of its peers; {} when no engine tells."""
     from ..docker import DockerError
     from ..engine_view import connect_node, load_view
 
-    entry = session.entry_for(session.namespace)
+    entry = session.catalogue.entry_for(session.namespace)
     if entry is None:
         return {}
     node = connect_node(None, timeout=2)
@@ -136,10 +136,10 @@ def _remote_names(session: Session) -> dict[str, tuple[str | None, str]]:
     return names
 
 
-def topology(session: Session, args: dict[str, Any]) -> Result:
+def topology(session: Context, args: dict[str, Any]) -> Result:
     from ..topology import collect_topology, dot_lines, edge_records, tree_lines
 
-    topo = collect_topology(session.namespaces(fresh=True))
+    topo = collect_topology(session.catalogue.namespaces(fresh=True))
     if args["dot"]:
         return Result(lines=dot_lines(topo), document=True)
     return Result.picture(edge_records(topo), lambda records: tree_lines(topo))

@@ -10,7 +10,7 @@ from .registry import Param, Registry, positive_int, positive_seconds
 
 if TYPE_CHECKING:
     from ..probes import Reply
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
@@ -27,7 +27,7 @@ def _record(reply: Reply) -> dict[str, Any]:
 
 
 def _run(
-    session: Session, replies: Iterator[Reply], target: str, line: Callable[[Record], str]
+    session: Context, replies: Iterator[Reply], target: str, line: Callable[[Record], str]
 ) -> Result:
     """One line (or record) per reply, then a summary; status 1 when nothing answered."""
     counts = {"sent": 0, "answered": 0}
@@ -53,7 +53,7 @@ def _run(
     return result
 
 
-def resolve(session: Session, host: str) -> tuple[int, str, str]:
+def resolve(session: Context, host: str) -> tuple[int, str, str]:
     """(family, address, how): a probe target resolved the way the namespace's own
     processes resolve it (their hosts file and resolv.conf, see `dns`)."""
     import socket
@@ -74,7 +74,7 @@ def _target(host: str, address: str) -> str:
     return host if host == address else f"{host} ({address})"
 
 
-def ping(session: Session, args: dict[str, Any]) -> Result:
+def ping(session: Context, args: dict[str, Any]) -> Result:
     from ..privileges import require
     from ..probes import ping as send
 
@@ -105,7 +105,7 @@ def ping(session: Session, args: dict[str, Any]) -> Result:
     return _run(session, replies, _target(args["host"], address), line)
 
 
-def tcping(session: Session, args: dict[str, Any]) -> Result:
+def tcping(session: Context, args: dict[str, Any]) -> Result:
     from ..pathprobes import tcping as send
 
     family, address, _how = resolve(session, args["host"])
@@ -127,7 +127,7 @@ def tcping(session: Session, args: dict[str, Any]) -> Result:
     return _run(session, replies, f"{_target(args['host'], address)} port {args['port']}", line)
 
 
-def traceroute(session: Session, args: dict[str, Any]) -> Result:
+def traceroute(session: Context, args: dict[str, Any]) -> Result:
     from ..pathprobes import traceroute as trace
 
     family, address, _how = resolve(session, args["host"])
@@ -170,7 +170,7 @@ def traceroute(session: Session, args: dict[str, Any]) -> Result:
     return result
 
 
-def arping(session: Session, args: dict[str, Any]) -> Result:
+def arping(session: Context, args: dict[str, Any]) -> Result:
     from ..privileges import require
     from ..probes import arping as send
 

@@ -18,7 +18,7 @@ from .kinds import CompletionKind, CompletionKinds, Gather, builtin_kinds
 
 if TYPE_CHECKING:
     from ..render import Result
-    from ..session import Session
+    from .context import Context
 
 __all__ = [
     "Command",
@@ -29,7 +29,7 @@ __all__ = [
     "positive_seconds",
 ]
 
-Handler = Callable[["Session", dict[str, Any]], "Result"]
+Handler = Callable[["Context", dict[str, Any]], "Result"]
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ class Registry:
         def register(func: Callable[..., Iterable[dict]]) -> Callable[..., Iterable[dict]]:
             from ..render import Result
 
-            def handler(session: Session, args: dict[str, Any]) -> Result:
+            def handler(session: Context, args: dict[str, Any]) -> Result:
                 return Result.table(func(session.namespace, args), columns)
 
             handler.__doc__ = func.__doc__

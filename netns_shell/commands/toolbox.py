@@ -13,7 +13,7 @@ from ..render import Column, Result
 from .registry import Param, Registry
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
@@ -64,7 +64,7 @@ RULE_COLUMNS = (
 )
 
 
-def rule(session: Session, args: dict[str, Any]) -> Result:
+def rule(session: Context, args: dict[str, Any]) -> Result:
     from ..netlink.rules import list_rules
 
     records = list_rules(session.namespace, family=args["family"] or socket.AF_UNSPEC)
@@ -88,7 +88,7 @@ OFFLOAD_COLUMNS = (
 )
 
 
-def offloads(session: Session, args: dict[str, Any]) -> Result:
+def offloads(session: Context, args: dict[str, Any]) -> Result:
     from ..offloads import list_offloads, vxlan_offload_findings
 
     records = list(list_offloads(session.namespace, args["iface"]))
@@ -166,7 +166,7 @@ def _port(value: str) -> int:
     return number
 
 
-def conntrack(session: Session, args: dict[str, Any]) -> Result:
+def conntrack(session: Context, args: dict[str, Any]) -> Result:
     from ..netlink.conntrack import list_conntrack
 
     records = list_conntrack(
@@ -195,7 +195,7 @@ FIREWALL_COLUMNS = (
 )
 
 
-def firewall(session: Session, args: dict[str, Any]) -> Result:
+def firewall(session: Context, args: dict[str, Any]) -> Result:
     from ..firewall import list_firewall
 
     records, backends = list_firewall(session.namespace, table=args["table"], chain=args["chain"])
@@ -207,14 +207,14 @@ def firewall(session: Session, args: dict[str, Any]) -> Result:
 
 
 # -------------------------------------------------------------------- dns
-def namespace_resolver(session: Session) -> Any:
+def namespace_resolver(session: Context) -> Any:
     """The resolver configuration the namespace's own processes use (see dns.read_resolver)."""
     import os.path
 
     from ..dns import read_resolver
 
     ns = session.namespace
-    entry = session.entry_for(ns) if ns.pid is None else None
+    entry = session.catalogue.entry_for(ns) if ns.pid is None else None
     pids = list(entry.pids) if entry is not None else []
     name = None
     if os.path.dirname(ns.path) in ("/run/netns", "/var/run/netns"):
@@ -230,7 +230,7 @@ DNS_COLUMNS = (
 )
 
 
-def dns(session: Session, args: dict[str, Any]) -> Result:
+def dns(session: Context, args: dict[str, Any]) -> Result:
     from ..dns import TYPES, Answer, lookup, reverse_name
 
     words = [w for w in (args["name"], args["server"]) if w]
