@@ -19,7 +19,7 @@ __all__ = ["register"]
 
 
 def capture(session: Context, args: dict[str, Any]) -> Result:
-    from ..capture.command import capture as run_capture
+    from .capture_run import capture as run_capture
 
     return run_capture(session, args)
 

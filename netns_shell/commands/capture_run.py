@@ -1,5 +1,8 @@
 """What the `capture` command does (imported only when it runs: libpcap, scapy).
 
+The handler lives with the other commands; the capture package below it
+(netns_shell.capture) knows nothing of commands or sessions.
+
 Three modes: write a pcap file (-w, no Python per packet), a live view
 (one decoded line per packet, rate-limited, with "not shown" counts), and
 reading a savefile (-r).  The first line (which interface, link type) and
@@ -15,10 +18,7 @@ import stat
 from collections.abc import Generator, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import CaptureError, NetnsShellError, UsageError
-from ..privileges import require
-from ..render import Result
-from . import (
+from ..capture import (
     ANY,
     LINES_PER_SECOND,
     Dumper,
@@ -38,11 +38,14 @@ from . import (
     watch_packets,
     write_packets,
 )
-from .decode import Decoder, format_time
-from .source import check_interface, name_lookup
+from ..capture.decode import Decoder, format_time
+from ..capture.source import check_interface, name_lookup
+from ..errors import CaptureError, NetnsShellError, UsageError
+from ..privileges import require
+from ..render import Result
 
 if TYPE_CHECKING:
-    from ..commands.context import Context
+    from .context import Context
 
 __all__ = ["capture", "record_line"]
 
