@@ -7,7 +7,6 @@ with the columns a human reads; the renderer does the rest.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..netlink.constants import RT_TABLE_MAIN
@@ -267,35 +266,9 @@ def fdb(session: Context, args: dict[str, Any]) -> Result:
     return Result.table(records, FDB_COLUMNS)
 
 
-def list_bridges(namespace: Any) -> Iterator[Record]:
-    """Bridges of a namespace with their ports, like `brctl show` (one record per bridge)."""
-    all_links = list(list_links(namespace, addresses=False))
-    for link in all_links:
-        if _kind(link) != "bridge":
-            continue
-        data = link["linkinfo"].get("info_data", {})
-        ports = [
-            {
-                "ifname": p["ifname"],
-                "kind": _kind(p),
-                "state": p["linkinfo"].get("info_slave_data", {}).get("state"),
-                "operstate": p.get("operstate"),
-            }
-            for p in all_links
-            if p.get("master") == link["ifname"] and "linkinfo" in p
-        ]
-        yield {
-            "ifname": link["ifname"],
-            "bridge_id": data.get("bridge_id"),
-            "stp_state": data.get("stp_state"),
-            "vlan_filtering": data.get("vlan_filtering"),
-            "address": link.get("address"),
-            "operstate": link.get("operstate"),
-            "ports": ports,
-        }
-
-
 def bridges(session: Context, args: dict[str, Any]) -> Result:
+    from ..netlink.bridges import list_bridges
+
     return Result.table(list_bridges(session.namespace), BRIDGE_COLUMNS)
 
 
