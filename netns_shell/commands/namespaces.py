@@ -121,6 +121,10 @@ def register(registry: Registry) -> None:
             help="name as `ns` lists it, a unique prefix, a path, pid:N or an inode",
         ),
         aliases=("cd", "enter"),
+        details="A name several directories hold (several engines on one host) is "
+        "listed by `ns` as TAG:NAME, TAG being what tells the directories apart "
+        "(n1:1-cj79k8ryxj); `use` takes that form or the full path. A target that fits "
+        "several namespaces is refused with every candidate named.",
         examples=("use 1-9tp0f348do", "use 1-9tp", "use /var/run/netns/blue", "use pid:4242"),
         moves=True,
     )(use)
