@@ -346,5 +346,5 @@ def _name_entries(entries: list[Any], pods: list[PodSandbox]) -> None:
 
 
 def cri_enricher(warn, endpoint: str | None = None) -> CriEnricher:
-    """An enricher for Session.enrichers (warn: called once with a line when no runtime answers)."""
+    """An enricher for a Catalogue (warn: called once with a line when no runtime answers)."""
     return CriEnricher(warn, endpoint)

@@ -372,5 +372,5 @@ class DockerEnricher:
 
 
 def docker_enricher(warn, client: DockerClient | None = None) -> DockerEnricher:
-    """An enricher for Session.enrichers (warn: called once with a line when the engine fails)."""
+    """An enricher for a Catalogue (warn: called once with a line when the engine fails)."""
     return DockerEnricher(client or DockerClient(), warn)
