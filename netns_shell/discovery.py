@@ -13,8 +13,8 @@ known only through processes is named `pid:<lowest pid>`.  Identity is the
 inode (dev, ino), never the name: when several namespaces share a base name
 (several Docker engines on one host each hold `ingress_sbox` and
 `1-<netid>`, or one name in two NETNS_SHELL_PATH directories), each is named
-`TAG:NAME`, TAG being the part of its directory that tells them apart
-(`n1:1-cj79k8ryxj` for `/run/swarm/n1/exec/netns/1-cj79k8ryxj` beside
+`TAG:NAME`, TAG being the shortest part of its directory that no other of
+them has (`n1:1-cj79k8ryxj` for `/run/swarm/n1/exec/netns/1-cj79k8ryxj` beside
 `/run/swarm/n2/exec/netns/...`), or by its full path when no such part exists.
 """
 
@@ -397,22 +397,33 @@ def _qualify_shared_names(entries: list[NamespaceEntry]) -> None:
 
 
 def _directory_tags(directories: list[str]) -> list[str | None]:
-    """What tells each directory from the others: what is left once the path components
-    all of them share at the start and at the end are cut off (`n1` for `/run/s/n1/exec/netns`
-    beside `/run/s/n2/exec/netns`).  None for all when that leaves one empty, two equal, or
-    a ':' (then the full paths must do)."""
+    """What tells each directory from the others: its shortest run of whole path components
+    that no other directory holds (`n1` for `/run/s/n1/exec/netns` beside `/run/s/n2/exec/netns`),
+    the one nearest the file among runs as short; None when it has none (its path must do).
+
+    `use TAG:NAME` (see matches_qualified) then finds exactly that directory's file.
+    """
     parts = [[c for c in d.split("/") if c] for d in directories]
-    shortest = min(len(p) for p in parts)
-    head = 0
-    while head < shortest and len({p[head] for p in parts}) == 1:
-        head += 1
-    tail = 0
-    while tail < shortest - head and len({p[len(p) - 1 - tail] for p in parts}) == 1:
-        tail += 1
-    tags = ["/".join(p[head : len(p) - tail]) for p in parts]
-    if any(not t or ":" in t for t in tags) or len(set(tags)) != len(tags):
-        return [None] * len(tags)
+    tags: list[str | None] = []
+    for k, mine in enumerate(parts):
+        others = [p for j, p in enumerate(parts) if j != k]
+        tags.append(_unique_run(mine, others))
     return tags
+
+
+def _unique_run(mine: list[str], others: list[list[str]]) -> str | None:
+    for length in range(1, len(mine) + 1):
+        for start in range(len(mine) - length, -1, -1):  # nearest the file first
+            run = mine[start : start + length]
+            if any(":" in c for c in run):
+                continue
+            if not any(_holds_run(other, run) for other in others):
+                return "/".join(run)
+    return None
+
+
+def _holds_run(parts: list[str], run: list[str]) -> bool:
+    return any(parts[i : i + len(run)] == run for i in range(len(parts) - len(run) + 1))
 
 
 def matches_qualified(entry: NamespaceEntry, target: str) -> bool:
@@ -425,12 +436,8 @@ def matches_qualified(entry: NamespaceEntry, target: str) -> bool:
     wanted = [c for c in tag.split("/") if c]
     for path in entry.paths:
         directory, base = os.path.split(path)
-        if base != name:
-            continue
-        parts = [c for c in directory.split("/") if c]
-        for i in range(len(parts) - len(wanted) + 1):
-            if parts[i : i + len(wanted)] == wanted:
-                return True
+        if base == name and _holds_run([c for c in directory.split("/") if c], wanted):
+            return True
     return False
 
 

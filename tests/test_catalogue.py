@@ -198,7 +198,12 @@ def test_directory_tags():
     from netns_shell.discovery import _directory_tags
 
     assert _directory_tags(["/run/s/n1/exec/netns", "/run/s/n2/exec/netns"]) == ["n1", "n2"]
-    assert _directory_tags(["/a/x/y/netns", "/a/z/netns"]) == ["x/y", "z"]
-    # one directory inside the other's path: nothing tells them apart, full paths must do
-    assert _directory_tags(["/var/run/docker/netns", "/var/run/netns"]) == [None, None]
-    assert _directory_tags(["/a:b/netns", "/c/netns"]) == [None, None]
+    # the shortest part no other directory has; among those as short, the nearest the file
+    assert _directory_tags(["/a/x/y/netns", "/a/z/netns"]) == ["y", "z"]
+    assert _directory_tags(["/var/run/docker/netns", "/var/run/netns"]) == ["docker", "run/netns"]
+    # another swarm's n1 beside ours: n1 alone names neither, the swarm's directory does
+    two_swarms = ["/r/s1/n1/exec/netns", "/r/s1/n2/exec/netns", "/r/s2/n1/exec/netns"]
+    assert _directory_tags(two_swarms) == ["s1/n1", "n2", "s2"]
+    # nothing in /a/netns that /b/a/netns lacks: its full path must name it
+    assert _directory_tags(["/a/netns", "/b/a/netns"]) == [None, "b"]
+    assert _directory_tags(["/a:b/netns", "/c/netns"]) == [None, "c"]

@@ -44,9 +44,9 @@ def test_each_engines_namespaces_stay_apart(docker_swarm):
         }  # fmt: skip
         assert sorted(found) == [n.name for n in swarm.nodes], shared
         for node, record in found.items():
-            # `n1:NAME`, or with more of the directory when another swarm runs on the host
-            assert record["name"].endswith(f"{node}:{shared}"), record["name"]
-            assert record["name"] in (f"{node}:{shared}", f"{swarm.base}/{node}:{shared}")
+            # `n1:NAME` (more of the directory when another swarm on the host has an n1 too)
+            assert record["name"].endswith(f":{shared}"), record["name"]
+            assert node in record["name"] or swarm.base in record["name"], record["name"]
             assert record["inode"] == os.stat(record["paths"][0]).st_ino
             # the qualified name enters exactly that namespace
             current = netns_shell(record["name"], "--json", "-c", "ns", env=env)
