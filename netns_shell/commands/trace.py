@@ -14,7 +14,7 @@ from .registry import Param, Registry, positive_int, positive_seconds
 if TYPE_CHECKING:
     from ..engine_view import OverlayNode
     from ..namespace import NetNamespace
-    from ..session import Session
+    from .context import Context
 
 __all__ = ["register"]
 
@@ -57,7 +57,7 @@ def _connect(specs: list, timeout: float) -> list[OverlayNode]:
         return list(pool.map(lambda s: connect_node(s, timeout=timeout), specs))
 
 
-def _destination(session: Session, text: str, nodes: list[OverlayNode]) -> str:
+def _destination(session: Context, text: str, nodes: list[OverlayNode]) -> str:
     """An IP address as given, or the address of a container (asked from every node)."""
     try:
         return str(ipaddress.ip_address(text))
@@ -80,7 +80,7 @@ def _destination(session: Session, text: str, nodes: list[OverlayNode]) -> str:
                 continue
     from ..netlink.links import list_links
 
-    with session.resolve(text) as ns:
+    with session.catalogue.resolve(text) as ns:
         for link in list_links(ns):
             for a in link.get("addr_info", ()):
                 if a.get("family") == "inet" and a.get("scope") == "global":
@@ -88,7 +88,7 @@ def _destination(session: Session, text: str, nodes: list[OverlayNode]) -> str:
     raise TraceError(f"trace: {text!r} has no IPv4 address this shell can find")
 
 
-def _source(session: Session, text: str, nodes: list[OverlayNode]) -> NetNamespace:
+def _source(session: Context, text: str, nodes: list[OverlayNode]) -> NetNamespace:
     """A namespace or container this shell knows, else a container one of the nodes runs."""
     from ..docker import DockerError, mapping, path_segment
     from ..docker import text as docker_text
@@ -96,7 +96,7 @@ def _source(session: Session, text: str, nodes: list[OverlayNode]) -> NetNamespa
     from ..namespace import NetNamespace
 
     try:
-        return session.resolve(text)
+        return session.catalogue.resolve(text)
     except NamespaceError as exc:
         for node in nodes:
             if node.error is not None:
@@ -138,7 +138,7 @@ def overall(hops: list[Record]) -> str:
     return f"unknown after {where}: {last.get('evidence', '')}"
 
 
-def trace(session: Session, args: dict[str, Any]) -> Result:
+def trace(session: Context, args: dict[str, Any]) -> Result:
     from ..trace import Tracer, TraceRequest
 
     specs = args["nodes"]
@@ -156,7 +156,7 @@ def trace(session: Session, args: dict[str, Any]) -> Result:
         port=args["port"] or (None if proto == "icmp" else 80),
         size=args["size"] or 84,
     )
-    tracer = Tracer(session.namespaces(fresh=True), nodes)
+    tracer = Tracer(session.catalogue.namespaces(fresh=True), nodes)
     try:
         hops = tracer.trace(source or session.namespace, request)
         if args["probe"]:

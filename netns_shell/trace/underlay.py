@@ -331,8 +331,9 @@ def is_local(place: Place, address: str) -> bool:
 
 
 def network_id_of(netns: str) -> str | None:
-    """The network ID prefix of an overlay namespace named `<n>-<id[:10]>`."""
-    head, sep, tail = netns.partition("-")
+    """The network ID prefix of an overlay namespace named `<n>-<id[:10]>` (also as
+    `TAG:<n>-<id>` or a path: the name a namespace has when other engines hold one as well)."""
+    head, sep, tail = os.path.basename(netns).rpartition(":")[2].partition("-")
     if sep and head.isdigit() and len(tail) == 10:
         return tail
     return None
