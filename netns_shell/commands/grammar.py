@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UsageError
 
 if TYPE_CHECKING:
-    from .registry import Command, Param
+    from .spec import Command, Param
 
 __all__ = ["Next", "Step", "Walker", "parse_arguments", "positive_int", "positive_seconds"]
 

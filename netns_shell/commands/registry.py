@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import UsageError
 from .grammar import parse_arguments, positive_int, positive_seconds
 from .kinds import CompletionKind, CompletionKinds, Gather, builtin_kinds
+from .spec import Command, Handler, Param
 
 if TYPE_CHECKING:
     from ..render import Result
@@ -28,88 +29,6 @@ __all__ = [
     "positive_int",
     "positive_seconds",
 ]
-
-Handler = Callable[["Context", dict[str, Any]], "Result"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One argument of a command.
-
-    * a switch: `flags` set, `metavar` None (stores `const`);
-    * an option with a value: `flags` set and `metavar` names the value;
-      iproute2-style keywords (`dev IF`, `table ID`) are options too;
-    * a positional: no `flags`; `rest` takes every remaining word.
-
-    `complete` names the kind of value for Tab completion, a kind of the
-    registry's `kinds` (commands/kinds.py): built in are 'namespace',
-    'interface', 'bridge', 'table', 'command' (a netns-shell command),
-    'program' (a host executable) and 'file'; plugins add more.
-    """
-
-    dest: str
-    flags: tuple[str, ...] = ()
-    metavar: str | None = None
-    help: str = ""
-    const: Any = True
-    convert: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] = ()
-    complete: str | None = None
-    rest: bool = False
-    required: bool = False
-
-    @property
-    def is_switch(self) -> bool:
-        return bool(self.flags) and self.metavar is None
-
-    @property
-    def is_positional(self) -> bool:
-        return not self.flags
-
-    def usage(self) -> str:
-        if self.is_positional:
-            text = f"{self.metavar or self.dest.upper()}{' ...' if self.rest else ''}"
-            return text if self.required else f"[{text}]"
-        flag = self.flags[0]
-        return f"[{flag}]" if self.is_switch else f"[{flag} {self.metavar}]"
-
-
-@dataclass(frozen=True)
-class Command:
-    """A registered command."""
-
-    name: str
-    summary: str
-    handler: Handler
-    params: tuple[Param, ...] = ()
-    aliases: tuple[str, ...] = ()
-    details: str = ""
-    examples: tuple[str, ...] = ()
-    #: True when the command changes state on the host (disabled by --read-only).
-    changes_state: bool = False
-    #: True when the command moves the session to another namespace (use, host): when it
-    #: fails, the rest of the line is not run
-    moves: bool = False
-    source: str = "built-in"
-
-    def usage(self) -> str:
-        seen: list[str] = []
-        switches_by_dest: dict[str, list[str]] = {}
-        for p in self.params:
-            if p.is_switch:
-                switches_by_dest.setdefault(p.dest, []).append(p.flags[0])
-        done: set[str] = set()
-        for p in self.params:
-            if p.is_switch and len(switches_by_dest[p.dest]) > 1:
-                if p.dest not in done:
-                    seen.append("[" + "|".join(switches_by_dest[p.dest]) + "]")
-                    done.add(p.dest)
-                continue
-            seen.append(p.usage())
-        return " ".join([self.name, *seen])
-
-    def option_words(self) -> list[str]:
-        return [flag for p in self.params for flag in p.flags]
 
 
 @dataclass
