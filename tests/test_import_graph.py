@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from import_graph import cycles, import_graph  # noqa: E402
 
 #: the shell: parsing, the REPL, the session, handlers, plugins; everything else is the library
-SHELL = {"__main__", "cli", "repl", "session", "completion", "plugin", "extensions"}
+SHELL = {"__main__", "cli", "repl", "session", "pipeline", "completion", "plugin", "extensions"}
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:
