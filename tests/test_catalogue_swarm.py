@@ -56,9 +56,13 @@ def test_each_engines_namespaces_stay_apart(docker_swarm):
     # the host adds its own)
     run = netns_shell("-c", "use ingress_sbox", env=env)
     assert run.status != 0
-    assert re.search(r"matches [3-9] namespaces", run.stderr), run.stderr
-    for name in qualified["ingress_sbox"]:
-        assert name in run.stderr
+    count = int(re.search(r"matches (\d+) namespaces", run.stderr).group(1))
+    assert count >= 3, run.stderr
+    if count <= 10:
+        for name in qualified["ingress_sbox"]:
+            assert name in run.stderr
+    else:  # other swarms on the host: ten named, the rest counted
+        assert f"and {count - 10} more" in run.stderr
 
 
 def test_topology_wires_containers_to_their_own_node(docker_swarm):

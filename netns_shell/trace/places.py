@@ -107,7 +107,8 @@ class Places(HopLog):
 
     def _place(self, ns: NetNamespace, entry: NamespaceEntry | None = None) -> Place:
         entry = entry or self._entry_of(ns)
-        netns = entry.name if entry is not None else ns.label
+        # the file's own name: `node` says which engine's copy (`ns` says TAG:NAME for that)
+        netns = entry.base if entry is not None else ns.label
         path = entry.paths[0] if entry is not None and entry.paths else ns.path
         node = self._node_of(path)
         name = _name_in(entry.labels) if entry is not None else ""
