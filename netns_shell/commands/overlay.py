@@ -120,7 +120,7 @@ def _remote_names(session: Context) -> dict[str, tuple[str | None, str]]:
     if node.error is not None:
         return {}
     try:
-        network_id = entry.labels.get("network_id") or _network_by_name(node, entry.name)
+        network_id = entry.labels.get("network_id") or _network_by_name(node, entry.base)
         if not network_id:
             return {}
         view = load_view(node, str(network_id))
