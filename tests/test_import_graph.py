@@ -15,8 +15,10 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from import_graph import cycles, import_graph  # noqa: E402
 
-#: the shell: parsing, the REPL, the session, handlers, plugins; everything else is the library
-SHELL = {"__main__", "cli", "repl", "session", "pipeline", "completion", "plugin", "extensions"}
+#: the shell: parsing, the REPL, the session, handlers; the plugin loaders (plugin,
+#: extensions) sit between: the library may ask them for a plugin's reader (collect -> ipvs)
+SHELL = {"__main__", "cli", "repl", "session", "pipeline", "completion"}
+BETWEEN = {"plugin", "extensions"}
 
 
 def _graph() -> dict[str, dict[str, set[str]]]:
@@ -53,7 +55,7 @@ def test_the_library_never_imports_the_shell():
     wrong = {
         module: sorted(t for kind in edges.values() for t in kind if _is_shell(t))
         for module, edges in graph.items()
-        if not _is_shell(module) and module != "netns_shell"
+        if not _is_shell(module) and module not in BETWEEN and module != "netns_shell"
     }
     assert {m: t for m, t in wrong.items() if t} == {}
 
