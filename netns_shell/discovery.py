@@ -191,6 +191,12 @@ def _docker_netns_dir(directory: str) -> bool:
     return False
 
 
+def _engine_alias(path: str) -> bool:
+    """Docker's `<exec-root>/netns/default`: the engine's name for its host's namespace."""
+    directory, name = os.path.split(path)
+    return name == "default" and _docker_netns_dir(directory)
+
+
 def kind_of(path: str) -> str:
     """The kind of namespace a file's location and name suggest."""
     directory, name = os.path.split(path)
@@ -343,7 +349,13 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
             order.append(key)
         entry = by_key[key]
         if path and path not in entry.paths:
-            entry.paths.append(path)
+            if entry.paths and _engine_alias(entry.paths[0]) and not _engine_alias(path):
+                # an engine's `default` is its alias for the node's own namespace:
+                # a name someone gave it (ip netns, a bind mount) says more
+                entry.paths.insert(0, path)
+                entry.name, entry.kind = os.path.basename(path), kind_of(path)
+            else:
+                entry.paths.append(path)
         return entry
 
     real_seen = set()

@@ -7,7 +7,7 @@ import os
 import secrets
 import subprocess
 
-from tests.conftest import netns_shell
+from tests.conftest import netns_shell, unique
 
 
 def _ns(env: dict | None = None) -> list[dict]:
@@ -157,3 +157,22 @@ def test_an_engine_with_its_own_exec_root_has_docker_kinds(tmpdir_clean):
     by_path = {p: r for r in records for p in r["paths"]}
     for path, kind in files.items():
         assert by_path[str(path)]["kind"] == kind, path
+
+
+def test_an_engines_default_alias_does_not_rename_a_named_namespace(tmpdir_clean):
+    """dockerd keeps `<exec-root>/netns/default` for its host's namespace; when that namespace
+    also has a name of its own (ip netns, a bind mount elsewhere), that name is shown."""
+    engine = tmpdir_clean / "engine-c"
+    (engine / "netns").mkdir(parents=True)
+    (engine / "libnetwork").mkdir()
+    own = tmpdir_clean / "named" / "netns" / unique("node-")
+    own.parent.mkdir(parents=True)
+    own.touch()
+    subprocess.run(["unshare", f"--net={own}", "true"], check=True)
+    alias = engine / "netns" / "default"
+    alias.touch()
+    subprocess.run(["mount", "--bind", str(own), str(alias)], check=True)
+    records = _ns({"NETNS_SHELL_PATH": f"{engine / 'netns'}:{own.parent}"})
+    (record,) = [r for r in records if str(alias) in r["paths"]]
+    assert record["name"] == own.name and record["paths"][0] == str(own), record
+    assert record["kind"] == "named"
