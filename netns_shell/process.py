@@ -5,6 +5,15 @@ by a multithreaded process (architecture.md fact 2), so the work happens in a fo
 child, which is single-threaded: it enters the namespaces and execs the
 program.  Joining a PID namespace only affects children, so in that case
 the child forks once more and waits for the grandchild, like nsenter.
+
+On a terminal the program gets it as a shell gives it to a job: the
+process that execs it makes its own process group and puts it in the
+foreground (so Ctrl-C, Ctrl-Z and an interactive shell's job control act on
+the program alone), and the shell takes the terminal back when it ends.
+The group is made after joining a PID namespace, so a shell started there
+sees a process group of its own namespace (dash otherwise fails with
+"Cannot set tty process group" on `exit` and leaves the terminal to a
+group that no longer exists, which stops netns-shell at its next read).
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import os
 import shutil
 import signal
 import sys
+import termios
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -99,27 +109,87 @@ def run_program(
         raise
     sys.stdout.flush()
     sys.stderr.flush()
+    # in a pipeline (`exec ... | less`) the terminal stays with the shell's group, where the
+    # program at the other end of the pipe runs
+    terminal = _foreground_terminal() if stdout is None else None
+    modes = _terminal_modes(terminal)
     old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the child, reported through its status
-            _child(ns.fd, extra_fds, list(argv), stdout)
+            _child(ns.fd, extra_fds, list(argv), stdout, terminal)
         try:
-            return _wait(child)
+            return _wait(child, terminal)
         except KeyboardInterrupt:  # SIGTERM/SIGHUP to the shell: the program goes too
             os.kill(child, signal.SIGTERM)
             _wait(child)
             raise
+        finally:
+            _reclaim_terminal(terminal, modes)
     finally:
         signal.signal(signal.SIGINT, old_handler)
         for fd, _ in extra_fds:
             os.close(fd)
 
 
+def _foreground_terminal() -> int | None:
+    """stdin's descriptor when it is a terminal whose foreground group is ours, else None."""
+    try:
+        fd = sys.stdin.fileno()
+        if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+            return fd
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _terminal_modes(terminal: int | None) -> list | None:
+    if terminal is None:
+        return None
+    try:
+        return termios.tcgetattr(terminal)
+    except termios.error:
+        return None
+
+
+def _give_terminal(terminal: int, group: int) -> None:
+    """Make `group` the terminal's foreground; SIGTTOU is ignored meanwhile, as shells do
+    (a background group that sets the foreground would otherwise be stopped by it)."""
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(terminal, group)
+    finally:
+        signal.signal(signal.SIGTTOU, old)
+
+
+def _take_terminal(terminal: int | None) -> None:
+    """In the process about to exec: a process group of its own, in the foreground."""
+    if terminal is None:
+        return
+    os.setpgid(0, 0)
+    _give_terminal(terminal, os.getpgrp())
+
+
+def _reclaim_terminal(terminal: int | None, modes: list | None) -> None:
+    """The shell's group in the foreground again, with the terminal modes it had."""
+    if terminal is None:
+        return
+    try:
+        _give_terminal(terminal, os.getpgrp())
+        if modes is not None:
+            termios.tcsetattr(terminal, termios.TCSADRAIN, modes)
+    except (OSError, termios.error):
+        pass  # the terminal went away (hangup): nothing to give back
+
+
 def _child(
-    net_fd: int, extra_fds: list[tuple[int, int]], argv: list[str], stdout: int | None
+    net_fd: int,
+    extra_fds: list[tuple[int, int]],
+    argv: list[str],
+    stdout: int | None,
+    terminal: int | None,
 ) -> None:
-    """In the forked child: enter the namespaces, exec; never returns."""
+    """In the forked child: enter the namespaces, take the terminal, exec; never returns."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         if stdout is not None and stdout != 1:
@@ -135,7 +205,8 @@ def _child(
             grandchild = os.fork()
             if grandchild:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
-                os._exit(_wait(grandchild))
+                os._exit(_wait(grandchild, terminal))
+        _take_terminal(terminal)
         os.execvp(argv[0], argv)
     except OSError as exc:
         reason = "command not found" if exc.errno == errno.ENOENT else exc.strerror
@@ -145,14 +216,32 @@ def _child(
         os._exit(126)
 
 
-def _wait(pid: int) -> int:
+def _wait(pid: int, terminal: int | None = None) -> int:
+    """The exit status of `pid` (128+N when killed by signal N).
+
+    netns-shell has no job control: a program stopped on the terminal
+    (Ctrl-Z) is given the terminal back and continued, not left behind.
+    """
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
+            _, status = os.waitpid(pid, os.WUNTRACED if terminal is not None else 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             return 1
+        if os.WIFSTOPPED(status):
+            _resume(pid, terminal)
+            continue
         if os.WIFSIGNALED(status):
             return 128 + os.WTERMSIG(status)
         return os.WEXITSTATUS(status)
+
+
+def _resume(pid: int, terminal: int | None) -> None:
+    try:
+        group = os.getpgid(pid)
+        if terminal is not None:
+            _give_terminal(terminal, group)
+        os.killpg(group, signal.SIGCONT)
+    except OSError:
+        pass

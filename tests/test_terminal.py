@@ -1,0 +1,102 @@
+"""The shell and the terminal: job control around `exec`, signals at the prompt, width.
+
+Real processes on a pseudo-terminal (pexpect), as a person at a terminal would see them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pexpect
+import pytest
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+PROMPT = r"\](\x1b\[[0-9;]*m)*> ?"
+
+
+@pytest.fixture
+def shell(tmp_path):
+    """Start `netns-shell ARGS` on a pseudo-terminal with a temporary home."""
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "TERM": "xterm",
+        "PAGER": "cat",
+    }
+    children = []
+
+    def start(*args: str, columns: int = 200, extra_env: dict | None = None) -> pexpect.spawn:
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "netns_shell", *args],
+            env={**env, **(extra_env or {})},
+            encoding="utf-8",
+            timeout=20,
+            dimensions=(50, columns),
+        )
+        children.append(child)
+        child.expect(PROMPT)
+        return child
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
+
+
+@pytest.fixture
+def pid_namespace_process():
+    """A process with a network and a PID namespace of its own (like a container's init)."""
+    import subprocess
+    import time
+
+    argv = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sleep", "300"]
+    outer = subprocess.Popen(argv)
+    try:
+        for _ in range(250):
+            found = subprocess.run(["pgrep", "-P", str(outer.pid)], capture_output=True, text=True)
+            if found.stdout.split():
+                inner = int(found.stdout.split()[0])
+                with open(f"/proc/{inner}/comm", encoding="utf-8") as fh:
+                    if fh.read().strip() == "sleep":
+                        yield inner
+                        return
+            time.sleep(0.02)
+        raise RuntimeError("unshare never started its program")
+    finally:
+        outer.kill()
+        outer.wait()
+
+
+def _process_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("flags", ["-p", "-a"])
+def test_exec_of_an_interactive_shell_gets_and_gives_back_the_terminal(
+    shell, pid_namespace_process, flags
+):
+    """`exec -p sh`, `exit`: no "Cannot set tty process group", the shell is not Stopped."""
+    child = shell("-t", str(pid_namespace_process))
+    child.sendline(f"exec {flags} sh")
+    child.expect(r"# ")
+    child.sendline("echo in-$((6*7))")
+    child.expect_exact("in-42")
+    child.sendline("exit")
+    child.expect(PROMPT)
+    transcript = ANSI.sub("", child.before or "")
+    assert _process_state(child.pid) != "T"
+    child.sendline("links lo")  # the shell still reads the terminal
+    child.expect_exact("65536")
+    child.expect(PROMPT)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Cannot set tty process group" not in transcript
+    assert "job control" not in transcript
