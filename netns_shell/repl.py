@@ -12,7 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, shutdown
 from .errors import ExitShell
 from .files import PrivateDir, UnsafePathError
 from .sanitize import for_terminal
@@ -129,6 +129,8 @@ def _run_interactive(session: Session) -> int:
         try:
             line = prompt.prompt(message)
         except KeyboardInterrupt:
+            if shutdown.requested():
+                raise  # SIGTERM/SIGHUP at the prompt: leave now (128+N), the lab goes too
             continue  # Ctrl-C at the prompt clears the line
         except EOFError:
             return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 
 import pexpect
@@ -100,3 +101,26 @@ def test_exec_of_an_interactive_shell_gets_and_gives_back_the_terminal(
     assert child.exitstatus == 0
     assert "Cannot set tty process group" not in transcript
     assert "job control" not in transcript
+
+
+def _wait_for_exit(child: pexpect.spawn, timeout: float = 5) -> int | None:
+    child.expect(pexpect.EOF, timeout=timeout)
+    child.close()
+    return child.exitstatus if child.exitstatus is not None else 128 + child.signalstatus
+
+
+def test_sigterm_at_the_idle_prompt_leaves_at_once_with_143(shell):
+    child = shell()
+    child.kill(signal.SIGTERM)  # nothing typed: the shell waits in the prompt
+    assert _wait_for_exit(child) == 143
+
+
+def test_sigterm_at_the_demo_prompt_leaves_at_once_and_removes_the_lab(shell):
+    from netns_shell.lab import NETNS_DIR
+
+    child = shell("--demo")
+    base = re.search(r"namespaces named (\S+)-\*", ANSI.sub("", child.before)).group(1)
+    assert any(n.startswith(base) for n in os.listdir(NETNS_DIR))
+    child.kill(signal.SIGTERM)
+    assert _wait_for_exit(child, timeout=15) == 143
+    assert [n for n in os.listdir(NETNS_DIR) if n.startswith(base)] == []
