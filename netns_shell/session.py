@@ -189,10 +189,12 @@ class Session:
             self._check_still_named()
             if self.read_only and command.changes_state:
                 raise UsageError(f"{command.name}: disabled in --read-only mode")
-            args = parse_arguments(command, words[1:])
+            arguments, as_json = _json_switch(command, words[1:])
+            args = parse_arguments(command, arguments)
             try:
-                result = command.handler(self, args)
-                self.renderer.render(result)
+                with _json_output(self.console, as_json):
+                    result = command.handler(self, args)
+                    self.renderer.render(result)
             except NetnsShellError as exc:
                 _name_the_command(exc, command.name)
                 raise
@@ -238,6 +240,31 @@ class Session:
         if self.current is not None and self.current is not self.home:
             self.current.close()
         self.home.close()
+
+
+def _json_switch(command, arguments: list[str]) -> tuple[list[str], bool]:
+    """`CMD ... --json` in the REPL: this command's output as JSON, like the CLI's --json.
+
+    Not taken from the words of a program that `exec` runs (they are its own), nor from a
+    command that declares a --json of its own.
+    """
+    if "--json" not in arguments or "--json" in command.option_words():
+        return arguments, False
+    if any(p.rest and p.complete in ("program", "command") for p in command.params):
+        return arguments, False
+    return [word for word in arguments if word != "--json"], True
+
+
+@contextlib.contextmanager
+def _json_output(console, as_json: bool) -> Iterator[None]:
+    if not as_json or console.json:
+        yield
+        return
+    console.json = True
+    try:
+        yield
+    finally:
+        console.json = False
 
 
 @contextlib.contextmanager

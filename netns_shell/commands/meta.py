@@ -31,7 +31,7 @@ def help_lines(registry: Registry) -> Iterator[str]:
             yield f"  {usage:{width}}  {summary}"
     yield ""
     yield "Tab completes commands, namespaces, interfaces and bridges; Ctrl-C cancels a command;"
-    yield "Ctrl-D or 'exit' leaves. Add --json on the command line for machine-readable output."
+    yield "Ctrl-D or 'exit' leaves. Add --json to a command (or to netns-shell) for JSON output."
 
 
 def command_help(command: Command) -> Iterator[str]:

@@ -153,6 +153,6 @@ def register(registry: Registry) -> None:
         details="The program runs in a forked child that enters the namespace, so the shell "
         "itself never moves. -m/-u/-i/-p/-a need a process target (-t PID or "
         "`use pid:N`): `netns-shell -t 1 -c 'exec -a sh'` is the nsenter1 recipe.",
-        examples=("exec ip -br addr", "exec ping -c1 10.0.1.3", "exec -a sh"),
+        examples=("exec ip -br addr", "exec ping -c1 10.0.9.3", "exec -a sh"),
         changes_state=True,
     )(exec_)

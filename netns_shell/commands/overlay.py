@@ -158,7 +158,7 @@ def register(registry: Registry) -> None:
         details="Searches the links, addresses, neighbours and bridge FDB of every namespace on "
         "the host; each hit names the namespace (and its container or network), the "
         "table and the entry.",
-        examples=("find 10.0.1.3", "find 02:42:0a:00:01:03", "find veth2"),
+        examples=("find 10.0.9.3", "find 02:42:0a:00:09:03", "find veth2"),
     )(find)
     registry.command(
         "overlay",

@@ -249,7 +249,7 @@ def register(registry: Registry) -> None:
         details="Names are resolved as the namespace's own processes do (their hosts file and "
         "resolv.conf, e.g. Docker's 127.0.0.11). With -M do, a router's 'fragmentation "
         "needed' (or the path MTU the kernel already knows) is reported with the MTU.",
-        examples=("ping 10.0.1.3", "ping -c 1 fd00:9::2", "ping -M do -s 1422 -c 1 web"),
+        examples=("ping 10.0.9.3", "ping -c 1 fd00:9::2", "ping -M do -s 1422 -c 1 web"),
         changes_state=True,  # sends packets, and fills the neighbour table
     )(ping)
     registry.command(
@@ -262,7 +262,7 @@ def register(registry: Registry) -> None:
         details="Each probe is a full connect (closed at once with a RST): `open` with the "
         "time to the SYN-ACK, `refused` (a RST came back), `timeout` (nothing came back: "
         "a firewall drops it) or `unreachable` (an ICMP error or no route).",
-        examples=("tcping web 80", "tcping -c 1 10.0.1.3 443"),
+        examples=("tcping web 80", "tcping -c 1 10.0.9.3 443"),
         changes_state=True,  # sends packets
     )(tcping)
     registry.command(
@@ -281,7 +281,7 @@ def register(registry: Registry) -> None:
         details="UDP datagrams to ports from 33434 with TTL 1, 2, ...; each router's ICMP "
         "'time exceeded' names a hop, the destination's 'port unreachable' ends the trace "
         "(!H, !N, !X mark other unreachables). Exit status 1 when the host was not reached.",
-        examples=("traceroute 10.0.2.2", "traceroute -q 1 -m 5 web"),
+        examples=("traceroute 10.0.9.3", "traceroute -q 1 -m 5 web"),
         aliases=("tracert",),
         changes_state=True,  # sends packets
     )(traceroute)
@@ -291,6 +291,6 @@ def register(registry: Registry) -> None:
         *_probe_params(3),
         _iface_param("interface to ask on (default: the route's)"),
         Param("ip", metavar="IP", required=True, help="an IPv4 address"),
-        examples=("arping 10.0.1.3", "arping -I br0 -c 1 10.0.1.4"),
+        examples=("arping 10.0.9.3", "arping -I br0 -c 1 10.0.9.4"),
         changes_state=True,  # sends packets
     )(arping)

@@ -357,5 +357,5 @@ def register(registry: Registry) -> None:
         "included), through its search list; @SERVER asks that server only, like dig. "
         "The query leaves from a socket inside the namespace. Says which server answered "
         "and how long it took. An IP address as NAME asks for its PTR record.",
-        examples=("dns web", "dns tasks.web", "dns example.org @10.0.0.2 -t AAAA", "dns 10.0.1.3"),
+        examples=("dns web", "dns tasks.web", "dns example.org @10.0.0.2 -t AAAA", "dns 10.0.9.3"),
     )(dns)
