@@ -137,6 +137,12 @@ class Catalogue:
         if len(unique) == 1:
             return next(iter(unique.values()))
         if not unique:
+            state = self._stopped_container(target)
+            if state:
+                raise NamespaceError(
+                    f"container {target} is not running ({state}): it has no network namespace "
+                    "until it starts (docker start)"
+                )
             names = [e.name for e in entries]
             close = difflib.get_close_matches(target, names, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else "; 'ns' lists them"
@@ -145,6 +151,14 @@ class Catalogue:
             f"'{target}' matches {len(unique)} namespaces: "
             f"{_candidates(unique.values())}; give more of the name"
         )
+
+    def _stopped_container(self, target: str) -> str | None:
+        """The state of a Docker container of that name or ID that is not running, or None."""
+        if self.docker is None:
+            return None
+        from .docker import DockerClient, container_state
+
+        return container_state(getattr(self.docker, "client", None) or DockerClient(), target)
 
     # ------------------------------------------------------------ labels
     def label(self, ns: NetNamespace) -> str:

@@ -138,6 +138,8 @@ class NamespaceEntry:
                 errors.append(str(exc))
                 continue
             if ns.inode == self.inode:
+                if "container" in self.labels or "pod" in self.labels:
+                    ns.keep_holder([self.labels.get("container_pid"), *self.pids])
                 return ns
             ns.close()
         for pid in self.pids:

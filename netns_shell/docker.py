@@ -29,6 +29,7 @@ __all__ = [
     "DockerEnricher",
     "DockerError",
     "DockerNames",
+    "container_state",
     "docker_enricher",
     "mapping",
     "objects",
@@ -289,6 +290,8 @@ class DockerNames:
             }
             if sandbox.get("service"):
                 labels["service"] = sandbox["service"]
+            if sandbox.get("pid"):
+                labels["container_pid"] = sandbox["pid"]  # a holder for `exec -m/-a`
             return labels
         network = self.network_for(namespace_name)
         if network is not None:
@@ -298,6 +301,21 @@ class DockerNames:
                 "aliases": [network["name"]] if namespace_name[0].isdigit() else [],
             }
         return {}
+
+
+def container_state(client: DockerClient, name: str) -> str | None:
+    """The state ('created', 'exited', ...) of a container that is not running, or None
+    (running, no such container, no engine): why a container name opens no namespace."""
+    if not client.available() or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
+        return None
+    try:
+        info = client.get(f"/containers/{name}/json")
+    except DockerError:
+        return None
+    state = mapping(mapping(info).get("State"))
+    if state.get("Running") is True:
+        return None
+    return text(state.get("Status")) or "not running"
 
 
 def objects(value: Any, url: str) -> list[dict[str, Any]]:

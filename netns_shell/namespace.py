@@ -199,6 +199,30 @@ class NetNamespace:
             raise
         return ns
 
+    def keep_holder(self, pids) -> None:
+        """Remember the first of `pids` that lives in this namespace, as `open_pid` does, so
+        that `exec -m/-a` can join that process's other namespaces (a container's, a pod's).
+        Nothing happens when none does; a handle that has a process already keeps it."""
+        if self.pid is not None:
+            return
+        for pid in pids:
+            if type(pid) is not int or pid <= 0:
+                continue
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                continue
+            try:
+                st = os.stat(f"/proc/{pid}/ns/net")
+                signal.pidfd_send_signal(pidfd, 0)  # the stat was that process's
+            except OSError:
+                os.close(pidfd)
+                continue
+            if (st.st_dev, st.st_ino) == (self.dev, self.inode):
+                self.pid, self.pidfd = pid, pidfd
+                return
+            os.close(pidfd)
+
     def check_process(self) -> None:
         """Raise NamespaceError when the handle's process has exited (see `pidfd`)."""
         if self.pidfd < 0:
