@@ -185,7 +185,7 @@ class Session:
     def run_command(self, words: list[str]) -> int:
         """Run one command through the error boundary; returns its exit status."""
         try:
-            command = self.registry.lookup(words[0])
+            command = self.registry.lookup(words[0], words[1:])
             self._check_still_named()
             if self.read_only and command.changes_state:
                 raise UsageError(f"{command.name}: disabled in --read-only mode")

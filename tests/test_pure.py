@@ -228,7 +228,7 @@ def _complete(text: str) -> list[str]:
 
 def test_complete_command_names():
     assert _complete("") == REGISTRY.names(aliases=True)
-    assert _complete("li") == ["links"]
+    assert _complete("li") == ["link", "links"]
     assert "fdb" in _complete("f")
 
 

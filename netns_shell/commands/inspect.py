@@ -282,6 +282,7 @@ def register(registry: Registry) -> None:
         details="Like `ip -d addr show`. With -d, a veth row names the namespace and interface "
         "at its other end. With -s, the counters of `ip -s -s link` (IFLA_STATS64, JSON key "
         "`stats64`); the same as the `stats` command.",
+        aliases=("link",),
         examples=("links", "links -d", "links -d eth0", "links -s eth0", "links --json"),
     )(links)
     registry.command(

@@ -112,19 +112,26 @@ def register(registry: Registry) -> None:
     )(ns)
     registry.command(
         "use",
-        "enter a namespace: by name, unique prefix, path, pid:N or inode",
+        "enter a namespace: by name, prefix, path, pid:N, inode, container, network or pod",
         Param(
             "target",
             metavar="TARGET",
             complete="namespace",
             required=True,
-            help="name as `ns` lists it, a unique prefix, a path, pid:N or an inode",
+            help="name as `ns` lists it, a unique prefix, a path, pid:N, an inode, or a "
+            "Docker container (name or ID), a Docker network, a Kubernetes pod "
+            "(`pod` or `namespace/pod`)",
         ),
         aliases=("cd", "enter"),
         details="A name several directories hold (several engines on one host) is "
         "listed by `ns` as TAG:NAME, TAG being what tells the directories apart "
         "(n1:1-cj79k8ryxj); `use` takes that form or the full path. A target that fits "
-        "several namespaces is refused with every candidate named.",
+        "several namespaces is refused with every candidate named. "
+        "Container, network and pod names work wherever a namespace name does: "
+        "`use web` enters the container web's namespace (and keeps its process, so "
+        "`exec -m/-a` join its other namespaces), `use ovtest` the overlay network's, "
+        "`use shop/web` the pod's. The engine or runtime must be reachable (Docker socket, "
+        "--cri).",
         examples=("use 1-9tp0f348do", "use 1-9tp", "use /var/run/netns/blue", "use pid:4242"),
         moves=True,
     )(use)

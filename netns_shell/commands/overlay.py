@@ -67,7 +67,15 @@ def find(session: Context, args: dict[str, Any]) -> Result:
     from ..search import parse_needle
 
     needle = parse_needle(args["what"])
-    return Result.table(search(session.catalogue.namespaces(fresh=True), needle), FIND_COLUMNS)
+    records = list(search(session.catalogue.namespaces(fresh=True), needle))  # one row per hit: few
+    result = Result.table(records, FIND_COLUMNS)
+    if not records and needle.kind == "ifname":  # a container's name, typed where `use` goes?
+        what = args["what"]
+        result.message = (
+            f"no interface, address or MAC named '{what}' in any namespace; "
+            f"to enter a container or namespace try `use {what}`"
+        )
+    return result
 
 
 def overlay(session: Context, args: dict[str, Any]) -> Result:

@@ -31,6 +31,43 @@ __all__ = [
 ]
 
 
+#: what fingers used to iproute2 and friends type -> the command here
+_HABITS: dict[str, dict[str, str]] = {
+    "ip": {
+        **dict.fromkeys(("a", "addr", "address", "l", "li", "link"), "links"),
+        **dict.fromkeys(("r", "ro", "route"), "routes"),
+        **dict.fromkeys(("n", "ne", "neigh", "neighbor", "neighbour"), "neigh"),
+        **dict.fromkeys(("ru", "rule"), "rule"),
+        **dict.fromkeys(("mo", "monitor"), "watch"),
+        **dict.fromkeys(("netns",), "ns"),
+    },
+    "bridge": {"fdb": "fdb", "link": "bridges", "monitor": "watch", "vlan": "bridges"},
+}
+_PROGRAMS = {
+    "brctl": "bridges",
+    "ss": "sockets",
+    "netstat": "sockets",
+    "tcpdump": "capture",
+    "nsenter": "exec",
+    "lsns": "ns",
+    "ipvsadm": "ipvs",
+    "dig": "dns",
+    "nslookup": "dns",
+    "iptables-save": "firewall",
+}
+
+
+def iproute2_habit(name: str, rest: Sequence[str] = ()) -> str | None:
+    """The command for an iproute2 (or ss, tcpdump...) habit such as `ip a`, or None."""
+    if name in _PROGRAMS:
+        return _PROGRAMS[name]
+    objects = _HABITS.get(name)
+    if objects is None:
+        return None
+    words = [w for w in rest if not w.startswith("-")]
+    return objects.get(words[0]) if words else None
+
+
 @dataclass
 class Registry:
     """The command table of one shell (an instance, never a module global).
@@ -122,10 +159,18 @@ class Registry:
             found = self.commands.get(self._aliases.get(name, name))
         return found
 
-    def lookup(self, name: str) -> Command:
-        """The command called `name`; UsageError with a suggestion otherwise."""
+    def lookup(self, name: str, rest: Sequence[str] = ()) -> Command:
+        """The command called `name`; UsageError with a suggestion otherwise (`rest`, the
+        words after it, tells `ip a` from `ip r`)."""
         command = self.get(name)
         if command is None:
+            habit = iproute2_habit(name, rest)
+            if habit and self.get(habit) is not None:
+                typed = " ".join([name, *rest[:2]])
+                raise UsageError(
+                    f"unknown command '{name}'; did you mean '{habit}'? "
+                    f"(what `{typed}` shows is '{habit}' here)"
+                )
             hint = self.suggest(name)
             extra = f"; did you mean '{hint}'?" if hint else "; type 'help' for the list"
             raise UsageError(f"unknown command '{name}'{extra}")
