@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,8 @@ def describe_event(r: Record) -> str:
         ):
             text += f" {word} {r[key]}" if key in r else ""
     prefix = {"deleted": "Deleted ", "sync": "Now: "}.get(r.get("event", ""), "")
-    return f"[{str(obj).upper()}] {prefix}{text.strip()}"
+    stamp = f"[{r['time']}] " if r.get("time") else ""  # like `ip -ts monitor`
+    return f"{stamp}[{str(obj).upper()}] {prefix}{text.strip()}"
 
 
 def watch(session: Context, args: dict[str, Any]) -> Result:
@@ -72,6 +74,9 @@ def watch(session: Context, args: dict[str, Any]) -> Result:
                         "events were lost (ENOBUFS): resyncing, the current state follows"
                     )
                     continue
+                if isinstance(event, dict):  # when it arrived, as `ip -ts monitor` shows it
+                    now = datetime.datetime.now()
+                    event.setdefault("time", now.isoformat(timespec="microseconds"))
                 yield event
                 seen += 1
                 if args["count"] and seen >= args["count"]:
