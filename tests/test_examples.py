@@ -209,6 +209,7 @@ SHELL_EXCLUDED = {
     ".venv/bin/": "the install steps (test_readme_install_puts_netns_shell_on_path)",
     "pip install": "installs the package (test_readme_install_puts_netns_shell_on_path)",
     "pytest": "runs the test suite itself",
+    "ln -sf": "changes /usr/local/bin (test_readme_puts_netns_shell_on_path runs it elsewhere)",
     "capture -w /tmp/vxlan.pcap udp port 4789": "runs until Ctrl-C (the -w examples run here)",
 }
 
@@ -268,3 +269,24 @@ def test_every_shell_example_of_the_docs_runs(page, example, lab, on_path, tmp_p
     status, out, err, interrupted = _run_live(script, tmp_path, shell=True)
     _assert_ran(f"{page}: {example}", status, out, err, interrupted)
     assert time.monotonic() - started < 60
+
+
+def test_readme_puts_netns_shell_on_path(tmp_path):
+    """The README's install leaves `netns-shell` where the next command finds it: its
+    `ln -s` line, run with a venv's script in place, makes `netns-shell` callable by name."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = readme.split("## Usage")[0]
+    line = next(x for x in re.findall(r"```sh\n(.*?)```", install, re.S) if "ln -s" in x).strip()
+    assert ".venv/bin/netns-shell" in line
+    clone, bin_dir = tmp_path / "clone", tmp_path / "bin"
+    (clone / ".venv" / "bin").mkdir(parents=True)
+    bin_dir.mkdir()
+    script = clone / ".venv" / "bin" / "netns-shell"  # what `pip install .` puts there
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m netns_shell "$@"\n')
+    script.chmod(0o755)
+    subprocess.run(line.replace("/usr/local/bin", str(bin_dir)), shell=True, cwd=clone, check=True)
+    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(
+        ["sh", "-c", "netns-shell --version"], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.startswith("netns-shell "), run.stderr
