@@ -22,6 +22,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import sys
 import termios
 from collections.abc import Sequence
@@ -111,7 +112,7 @@ def run_program(
     sys.stderr.flush()
     # in a pipeline (`exec ... | less`) the terminal stays with the shell's group, where the
     # program at the other end of the pipe runs
-    terminal = _foreground_terminal() if stdout is None else None
+    terminal = None if _is_pipe(stdout) else _foreground_terminal()
     modes = _terminal_modes(terminal)
     old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -130,6 +131,13 @@ def run_program(
         signal.signal(signal.SIGINT, old_handler)
         for fd, _ in extra_fds:
             os.close(fd)
+
+
+def _is_pipe(fd: int | None) -> bool:
+    try:
+        return fd is not None and stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except OSError:
+        return False
 
 
 def _foreground_terminal() -> int | None:

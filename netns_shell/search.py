@@ -53,11 +53,11 @@ def parse_needle(text: str) -> Needle:
         return Needle("ip", socket.inet_ntop(family, raw), raw)
     if re.fullmatch(r"\d+(\.\d+){1,3}", text):
         raise UsageError(f"find: '{text}' is not a valid IPv4 address (4 numbers of 0-255)")
-    if text.count(":") >= 2 and re.fullmatch(r"[0-9a-fA-F:.]+", text):
-        raise UsageError(f"find: '{text}' is not a valid IPv6 or MAC address")
     if _MAC.match(text) or _MAC_DOTTED.match(text):
         raw = bytes.fromhex(re.sub(r"[:.\-]", "", text))
         return Needle("mac", raw.hex(":"), raw)
+    if text.count(":") >= 2 and re.fullmatch(r"[0-9a-fA-F:.]+", text):
+        raise UsageError(f"find: '{text}' is not a valid IPv6 or MAC address")
     if 0 < len(text) < 16 and "/" not in text and not any(c.isspace() for c in text):
         return Needle("ifname", text, text.encode(errors="surrogateescape"))
     raise UsageError(f"find: '{text}' is not an IP address, a MAC address or an interface name")

@@ -44,11 +44,14 @@ NEEDS_ENGINE = {
     "firewall -t nat DOCKER_OUTPUT": "the nat chain Docker adds to a container",
     "check --cluster --nodes n1=unix:///run/n1.sock,n2=unix:///run/n2.sock": "three engines",
     "check my-overlay": "a Docker overlay network by that name",
+    "check --cluster --via service --image netns-shell:latest": "a swarm that runs the image",
+    "check --cluster --via container --nodes a=ssh://root@a,b=ssh://root@b": "ssh nodes",
+    "trace --from web 10.0.1.7 --proto tcp --port 443": "a Docker container named web",
     "ipvs": "IPVS services, which only Docker's lb_/ingress namespaces have (ip_vs)",
 }
 
 #: the exit statuses that mean "ran and gave its verdict" (documented in each command's help)
-VERDICTS = {"check": (0, 1), "tcping": (0, 1)}
+VERDICTS = {"check": (0, 1), "tcping": (0, 1), "trace": (0, 1)}
 
 
 def _registry():
@@ -73,6 +76,7 @@ def _placeholders(lab, tmp_path: Path, pid: int) -> dict[str, str]:
         "/var/run/netns/blue": lab.path("c1"),
         "pid:4242": f"pid:{pid}",
         "/tmp/overlay.pcap": str(tmp_path / "overlay.pcap"),
+        **{member.role: lab.name(member.role) for member in lab.members},  # the demo's c1..
     }
 
 
