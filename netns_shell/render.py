@@ -259,21 +259,34 @@ class Renderer:
             return
         cells = [[format_cell(c.value(r)) for c in result.columns] for r in first]
         headers = [c.header for c in result.columns]
+        keep = [c.safe for c in result.columns]
+        caps = fit_widths(cells, headers, size.columns, keep)
+        if caps is not None:
+            cells = [caps.tabulate_cells(row) for row in cells]
+            headers = [trim_cell(h, cap) for h, cap in zip(headers, caps.caps, strict=True)]
         table = _tabulate(cells, headers)
         if len(first) <= screen or not self.console.pager:
             self.console.stdout.write(table + "\n")
             if len(first) > screen:
-                write_plain_rows(rows, result.columns, _widths_of(table), self.console.stdout)
+                write_plain_rows(
+                    rows, result.columns, _widths_of(table), self.console.stdout, caps=caps
+                )
             return
-        self._page(table, rows, result.columns)
+        self._page(table, rows, result.columns, caps)
 
-    def _page(self, table: str, rows: Iterator[Record], columns: Sequence[Column]) -> None:
+    def _page(
+        self,
+        table: str,
+        rows: Iterator[Record],
+        columns: Sequence[Column],
+        caps: Fit | None = None,
+    ) -> None:
         import subprocess
 
         command = _pager_command(restricted=self.console.restricted)
         if command is None:  # no pager: print it all
             self.console.stdout.write(table + "\n")
-            write_plain_rows(rows, columns, _widths_of(table), self.console.stdout)
+            write_plain_rows(rows, columns, _widths_of(table), self.console.stdout, caps=caps)
             return
         env = dict(os.environ)
         if self.console.restricted:
@@ -294,7 +307,7 @@ class Renderer:
         assert pager.stdin is not None
         try:
             pager.stdin.write(table + "\n")
-            write_plain_rows(rows, columns, _widths_of(table), pager.stdin)
+            write_plain_rows(rows, columns, _widths_of(table), pager.stdin, caps=caps)
             pager.stdin.close()
         except (BrokenPipeError, OSError):
             pass  # the user quit the pager: stop reading records
@@ -337,9 +350,140 @@ def _wait_ignoring_interrupts(proc: Any) -> None:
 
 
 def _tabulate(cells: list[list[str]], headers: list[str]) -> str:
-    from tabulate import tabulate
+    import tabulate
 
-    return tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+    # tabulate pads every header by MIN_PADDING (2); without it a column is as wide as
+    # its widest cell or header, the widths fit_widths computes
+    padding, tabulate.MIN_PADDING = tabulate.MIN_PADDING, 0
+    try:
+        return tabulate.tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
+    finally:
+        tabulate.MIN_PADDING = padding
+
+
+#: a column is never trimmed below this (headers are trimmed like cells)
+_MIN_COLUMN = 6
+_MIN_NAME = 20
+_MIN_WRAP = 12  # a wrapped column narrower than this is harder to read than a cut one
+_GAP = 2  # tabulate's 'simple' format puts two spaces between columns
+
+
+@dataclass
+class Fit:
+    """How a table fits the terminal: a width per column, some columns wrapped.
+
+    The columns in `wrap` continue their text on further lines; every other
+    cell is cut to its width with an ellipsis.
+    """
+
+    caps: list[int]
+    wrap: tuple[int, ...] = ()
+    #: the column that says which row is which: cut in the middle, so both ends show
+    named: int | None = None
+
+    def cell_lines(self, row: Sequence[str]) -> list[list[str]]:
+        """The physical rows of one table row: one, or more when a wrapped cell is long."""
+        cells = [trim_cell(c, cap) for c, cap in zip(row, self.caps, strict=True)]
+        if self.named is not None:
+            cells[self.named] = trim_middle(row[self.named], self.caps[self.named])
+        if not self.wrap:
+            return [cells]
+        chunks = {i: wrap_cell(row[i], self.caps[i]) for i in self.wrap}
+        lines = [cells]
+        for n in range(max(len(c) for c in chunks.values())):
+            if n:
+                lines.append([""] * len(cells))
+            for i, parts in chunks.items():
+                lines[n][i] = parts[n] if n < len(parts) else ""
+        return lines
+
+    def tabulate_cells(self, row: Sequence[str]) -> list[str]:
+        """One row for tabulate: wrapped cells as lines joined by newlines."""
+        lines = self.cell_lines(row)
+        out = lines[0].copy()
+        for i in self.wrap:
+            out[i] = "\n".join(line[i] for line in lines).rstrip("\n")
+        return out
+
+
+def fit_widths(
+    cells: list[list[str]],
+    headers: list[str],
+    width: int,
+    keep: Sequence[bool] | None = None,
+) -> Fit | None:
+    """How to make the table fit `width` columns; None when it fits as it is.
+
+    The layout stays a table: the widest text columns wrap onto further lines
+    when the others fit beside them; else the wide columns give up width evenly
+    (an ellipsis marks the cut), numbers and addresses (`keep`) are never cut,
+    and the first named text column (which row is which) keeps the most.
+    Never a wrapped terminal line.
+    """
+    keep = list(keep or [False] * len(headers))
+    natural = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    room = width - _GAP * (len(headers) - 1)
+    if sum(natural) <= room:
+        return None
+    wide = sorted((i for i in range(len(headers)) if not keep[i]), key=lambda i: -natural[i])
+    for count in range(1, min(len(wide), 3) + 1):
+        wrapped = wide[:count]
+        left = room - sum(n for i, n in enumerate(natural) if i not in wrapped)
+        share = [max(_MIN_WRAP, len(headers[i])) for i in wrapped]
+        if left >= sum(share):
+            caps = natural.copy()
+            total = sum(natural[i] for i in wrapped)
+            for i, low in zip(wrapped, share, strict=True):  # widths in proportion, each >= low
+                caps[i] = max(low, left * natural[i] // total)
+            while sum(caps[i] for i in wrapped) > left:
+                biggest = max(wrapped, key=lambda i: caps[i])
+                caps[biggest] -= 1
+            return Fit(caps, wrap=tuple(wrapped))
+    named = next((i for i, h in enumerate(headers) if h and not keep[i]), None)
+    for floor, name_floor in ((_MIN_COLUMN, _MIN_NAME), (3, 12), (2, 8)):
+        floors = [n if k else min(n, floor) for n, k in zip(natural, keep, strict=True)]
+        if named is not None:
+            floors[named] = min(natural[named], name_floor)
+        if sum(floors) <= room:
+            break
+    else:
+        return Fit(floors, named=named)  # cannot fit: trimmed as far as a table stays readable
+    low, high = 0, max(natural)
+    while low < high:  # the largest cap that still fits
+        cap = (low + high + 1) // 2
+        if sum(max(f, min(n, cap)) for n, f in zip(natural, floors, strict=True)) <= room:
+            low = cap
+        else:
+            high = cap - 1
+    return Fit([max(f, min(n, low)) for n, f in zip(natural, floors, strict=True)], named=named)
+
+
+def wrap_cell(cell: str, cap: int) -> list[str]:
+    """`cell` in lines of at most `cap` characters, broken at spaces where it can be."""
+    import textwrap
+
+    if len(cell) <= cap:
+        return [cell]
+    return textwrap.wrap(cell, cap, break_on_hyphens=False) or [""]
+
+
+def trim_cell(cell: str, cap: int) -> str:
+    """`cell` within `cap` characters, an ellipsis where text was cut (a path keeps its end)."""
+    if len(cell) <= cap:
+        return cell
+    if cap <= 1:
+        return cell[:cap]
+    if cell.startswith("/"):
+        return "…" + cell[len(cell) - cap + 1 :]
+    return cell[: cap - 1] + "…"
+
+
+def trim_middle(cell: str, cap: int) -> str:
+    """`cell` within `cap` characters, cut in the middle (names differ at both ends)."""
+    if len(cell) <= cap or cap < 5:
+        return trim_cell(cell, cap)
+    head = (cap - 1) // 2
+    return cell[:head] + "…" + cell[len(cell) - (cap - 1 - head) :]
 
 
 def _widths_of(table: str) -> list[int]:
@@ -664,10 +808,29 @@ def write_plain(records: Iterable[Record], columns: Sequence[Column], out: IO[st
 
 
 def write_plain_rows(
-    rows: Iterable[Record], columns: Sequence[Column], widths: Sequence[int], out: IO[str]
+    rows: Iterable[Record],
+    columns: Sequence[Column],
+    widths: Sequence[int],
+    out: IO[str],
+    *,
+    caps: Fit | None = None,
 ) -> None:
-    """Format and write rows with fixed widths, in batches of lines."""
-    line = RowFormatter(columns, widths).line
+    """Format and write rows with fixed widths, in batches of lines.
+
+    `caps` (from fit_widths) fits each row to the terminal as the first
+    screen of the table was: cells cut, or the wrapped column's lines below.
+    """
+    formatter = RowFormatter(columns, widths)
+    line = formatter.line
+    if caps is not None:
+        row_format = "  ".join(f"%-{w}s" for w in widths[:-1])
+        row_format = f"{row_format}  %s" if row_format else "%s"
+        cells, fit = formatter.cells, caps
+
+        def line(record: Record) -> str:
+            rows = fit.cell_lines(cells(record))
+            return "\n".join((row_format % tuple(row)).rstrip() for row in rows)
+
     batch: list[str] = []
     append = batch.append
     for record in rows:
