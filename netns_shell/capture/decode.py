@@ -1,10 +1,14 @@
-"""One-line packet summaries through scapy (imported here only, and only when needed).
+"""One-line packet summaries in tcpdump's words.
 
-scapy decodes; it never captures: no scapy socket is opened and its global
-interface cache (the root namespace's, architecture.md fact 6) is never consulted.
-On cooked captures (`-i any`, LINUX_SLL / LINUX_SLL2) the interface and the
-direction come from the cooked header, parsed here with struct, and the
-summary starts at the network layer, as tcpdump prints it.
+The common protocols (ARP, IPv4, IPv6, ICMP, ICMPv6, UDP, DNS, TCP, VXLAN)
+are parsed with struct by `dissect`, which prints what `tcpdump -n -S`
+prints; any other frame is summarized by scapy, imported here only, and
+only when such a frame comes.  scapy decodes; it never captures: no scapy
+socket is opened and its global interface cache (the root namespace's,
+architecture.md fact 6) is never consulted.  On cooked captures (`-i any`,
+LINUX_SLL / LINUX_SLL2) the interface and the direction come from the
+cooked header, and the summary starts at the network layer, as tcpdump
+prints it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..scapy_loader import import_scapy
-from .pcap import DLT_LINUX_SLL, DLT_LINUX_SLL2, Packet
+from .dissect import describe
+from .pcap import DLT_EN10MB, DLT_LINUX_SLL, DLT_LINUX_SLL2, Packet
 from .records import PacketSummary
 
 __all__ = ["Decoder", "format_time"]
@@ -26,6 +31,9 @@ __all__ = ["Decoder", "format_time"]
 _DIRECTIONS = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
 _SLL2 = struct.Struct("!HHIHBB")  # protocol, reserved, ifindex, hatype, pkttype, halen
 _SLL_PKTTYPE = struct.Struct("!H")
+_U16 = struct.Struct("!H")
+#: where the ethertype sits and where the network layer starts, per link type
+_NETWORK = {DLT_EN10MB: (12, 14), DLT_LINUX_SLL: (14, 16), DLT_LINUX_SLL2: (0, 20)}
 #: the layers a namespace troubleshooter meets (VXLAN for overlays); importing
 #: all of scapy.layers costs ~0.7 s more
 _LAYERS = ("l2", "inet", "inet6", "dns", "vxlan", "dhcp", "dhcp6", "ntp", "http")
@@ -57,8 +65,9 @@ def _load_scapy() -> tuple[Any, Any]:
 
 def format_time(epoch: float) -> str:
     """tcpdump's default time stamp: local time of day with microseconds."""
-    seconds = int(epoch)
-    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int((epoch % 1) * 1e6):06d}"
+    # whole microseconds first: a float's fraction times 1e6 can fall 1 us short
+    seconds, micro = divmod(round(epoch * 1_000_000), 1_000_000)
+    return time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{micro:06d}"
 
 
 class Decoder:
@@ -71,11 +80,11 @@ class Decoder:
         ifname: str | None = None,
         names: Callable[[int], str | None] | None = None,
     ):
-        l2types, raw = _load_scapy()
         self.linktype = linktype
         self.ifname = ifname  # the capture interface (non-cooked link types)
         self.names = names or (lambda index: None)
-        self.layer = l2types.num2layer.get(linktype, raw)
+        self.network = _NETWORK.get(linktype)
+        self.layer: Any = None  # scapy's class for the link type, loaded on first need
         #: libpcap counts the cooked pseudo-header in the length; the wire did not carry it
         self.pseudo_header = {DLT_LINUX_SLL: 16, DLT_LINUX_SLL2: 20}.get(linktype, 0)
 
@@ -103,6 +112,17 @@ class Decoder:
         return None, None
 
     def _summary(self, data: bytes) -> str:
+        if self.network is not None and len(data) >= self.network[1]:
+            at, start = self.network
+            line = describe(data[start:], _U16.unpack_from(data, at)[0])
+            if line is not None:
+                return line
+        return self._scapy_summary(data)
+
+    def _scapy_summary(self, data: bytes) -> str:
+        if self.layer is None:
+            l2types, raw = _load_scapy()
+            self.layer = l2types.num2layer.get(self.linktype, raw)
         try:
             frame = self.layer(data)
             if self.pseudo_header and frame.payload:

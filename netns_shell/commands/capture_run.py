@@ -51,11 +51,15 @@ __all__ = ["capture", "record_line"]
 
 
 def record_line(r: dict[str, Any]) -> str:
-    """The text line of a packet record, or of a 'not shown' record."""
+    """The text line of a packet record, or of a 'not shown' record.
+
+    The summary's own lengths are tcpdump's (ICMP, UDP, TCP payload); the
+    frame's length on the wire closes the line, labelled as such.
+    """
     if "not_shown" in r:
         return f"... {r['not_shown']} packets not shown ({r['reason']})"
     parts = (format_time(r["time"]), r["ifname"], r["direction"], r["summary"])
-    return " ".join(part for part in parts if part) + f" ({r['length']} bytes)"
+    return " ".join(part for part in parts if part) + f" (frame {r['length']} bytes)"
 
 
 class _Status:
