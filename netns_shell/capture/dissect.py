@@ -14,7 +14,7 @@ renderer sanitizes the whole line again on its way to the terminal.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 
 __all__ = ["describe", "describe_ethernet"]
@@ -372,13 +372,11 @@ def _label(raw: bytes) -> str:
 
 # ------------------------------------------------------------------ addresses
 def _ip4(raw: bytes) -> str:
-    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+    return socket.inet_ntop(socket.AF_INET, raw)  # ValueError when cut short
 
 
 def _ip6(raw: bytes) -> str:
-    if len(raw) < 16:
-        raise _ShortError
-    return str(ipaddress.IPv6Address(raw))
+    return socket.inet_ntop(socket.AF_INET6, raw)
 
 
 def _mac(raw: bytes) -> str:

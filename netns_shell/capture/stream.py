@@ -3,7 +3,7 @@
 Live (`capture` without -w): every packet the kernel hands over is read
 and counted (pcap_next_ex on a non-blocking handle; poll(2) while none are
 ready), but only as many per second as a terminal can show are decoded
-with scapy (a token bucket).  The rest are counted and reported about once
+(a token bucket).  The rest are counted and reported about once
 a second as a NotShown record, so nothing is hidden: shown + not shown =
 captured, and the kernel's drops come with the final counts.
 """
@@ -23,8 +23,9 @@ from .source import TIMEOUT_MS, Source
 
 __all__ = ["LINES_PER_SECOND", "read_packets", "watch_packets"]
 
-#: decoded lines per second on a terminal; scapy needs ~150 us per frame, so
-#: even the pipe rate leaves most of a core for reading the ring
+#: decoded lines per second on a terminal; the struct decode needs ~6 us per
+#: frame (scapy, for the rare other protocols, ~150 us), so even the pipe rate
+#: leaves most of a core for reading the ring
 LINES_PER_SECOND = {"terminal": 100, "pipe": 1000}
 #: at most this share of the time goes to decoding, whatever the decoder costs
 DECODE_SHARE = 0.25
