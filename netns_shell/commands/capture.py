@@ -82,7 +82,9 @@ def register(registry: Registry) -> None:
         details="The packet socket is opened inside the current namespace and the filter is "
         "compiled by libpcap and attached in the kernel. With -w, packets go to the file "
         "through libpcap's own dump loop (no Python per packet, 64 MiB kernel buffer). "
-        "Without -w, each packet gets a one-line summary (scapy); lines are rate-limited "
+        "Without -w, each packet gets a one-line summary in tcpdump -n -S words (ICMP id/seq, "
+        "DNS names, TCP flags and absolute seq/ack, ARP, IPv6, VXLAN with its inner frame), "
+        "ending with the frame length; lines are rate-limited "
         "and the packets not shown are counted. Ctrl-C, SIGTERM, -c or --duration end the "
         "capture; the counts (captured, received by filter, dropped by kernel) go to stderr. "
         "-w - writes the pcap to standard output (netns-shell NS -c 'capture -w -' | tshark -r -).",
