@@ -389,7 +389,7 @@ def test_ctrl_c_in_the_repl_ends_the_capture_and_returns_to_the_prompt(pair, tmp
         child.sendline("capture udp")
         child.expect_exact("capturing on va")
         pair.send_many(5555, 3)
-        child.expect("UDP 10.99.0.2:")
+        child.expect_exact("> 10.99.0.1.5555: UDP, length 20 (frame 62 bytes)")
         child.sendintr()
         child.expect_exact("packets captured")
         child.expect_exact("0 packets dropped by kernel")
