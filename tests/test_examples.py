@@ -4,9 +4,10 @@ in the REPL's grammar against the lab, and the docs' shell examples in a real sh
 The examples name things of a Docker swarm where they were written (`1-9tp`, `1-rng4`, the
 overlay's 10.0.1.x); these are replaced by the lab's equivalents (PLACEHOLDERS below).
 Examples that need what only a Docker engine has (its embedded DNS, IPVS, a container by
-name, several nodes) are listed in NEEDS_ENGINE; the rest must exit 0, or, for a live
-command (capture, watch, ping without -c), still be running without an error after a few
-seconds and stop on Ctrl-C.
+name, several nodes) are listed in NEEDS_ENGINE and run on a real 3-node swarm by
+tests/test_examples_swarm.py (which skips, with the reason, only what this machine cannot
+run); the rest must exit 0 here, or, for a live command (capture, watch, ping without -c),
+still be running without an error after a few seconds and stop on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,28 +30,29 @@ from netns_shell.extensions import PluginLoader, builtin_plugin_names
 ROOT = Path(__file__).resolve().parent.parent
 LIVE_SECONDS = 4
 
-#: examples that need a Docker engine's objects; they run in tests/test_check_swarm.py's
-#: world only, so here they are listed with the reason (never silently dropped)
+#: examples that need a Docker engine's objects, and what they need: the lab has none, so
+#: tests/test_examples_swarm.py runs each of them on a real 3-node swarm (SWARM_TEST)
 NEEDS_ENGINE = {
     "use ingress_sbox; ipvs": "Docker's ingress namespace and its IPVS services",
-    "dns web": "Docker's embedded DNS (127.0.0.11) answering a service name",
+    "dns web": "Docker's embedded DNS (127.0.0.11) answering a container's name",
     "dns tasks.web": "Docker's embedded DNS answering tasks.SERVICE",
-    "dns 10.0.9.3": "a resolver in the namespace (Docker's embedded DNS)",
-    "dns example.org @10.0.0.2 -t AAAA": "a DNS server at 10.0.0.2",
-    "ping -M do -s 1422 -c 1 web": "Docker's embedded DNS for the name 'web'",
-    "tcping web 80": "Docker's embedded DNS and a service listening on 80",
-    "traceroute -q 1 -m 5 web": "Docker's embedded DNS for the name 'web'",
+    "dns 10.0.9.3": "Docker's embedded DNS answering a reverse lookup of a container",
+    "dns example.org @10.0.0.2 -t AAAA": "a DNS server on the overlay at 10.0.0.2",
+    "ping -M do -s 1422 -c 1 web": "Docker's embedded DNS for the container name 'web'",
+    "tcping web 80": "Docker's embedded DNS and a container listening on 80",
+    "traceroute -q 1 -m 5 web": "Docker's embedded DNS for the container name 'web'",
     "conntrack -p udp 127.0.0.11": "Docker's embedded DNS traffic in conntrack",
     "firewall -t nat DOCKER_OUTPUT": "the nat chain Docker adds to a container",
-    "check --cluster --nodes n1=unix:///run/n1.sock,n2=unix:///run/n2.sock": "three engines",
+    "check --cluster --nodes n1=unix:///run/n1.sock,n2=unix:///run/n2.sock": "two engines",
     "check my-overlay": "a Docker overlay network by that name",
-    "check": "a Docker overlay network on this node (test_check_swarm.py runs it on a swarm)",
-    "check --json": "a Docker overlay network on this node (see test_check_swarm.py)",
-    "check --cluster --via service --image netns-shell:latest": "a swarm that runs the image",
+    "check": "a Docker overlay network on this node's engine",
+    "check --json": "a Docker overlay network on this node's engine",
+    "check --cluster --via service --image netns-shell:latest": "a swarm that has the image",
     "check --cluster --via container --nodes a=ssh://root@a,b=ssh://root@b": "ssh nodes",
     "trace --from web 10.0.1.7 --proto tcp --port 443": "a Docker container named web",
     "ipvs": "IPVS services, which only Docker's lb_/ingress namespaces have (ip_vs)",
 }
+SWARM_TEST = "tests/test_examples_swarm.py"
 
 #: the exit statuses that mean "ran and gave its verdict" (documented in each command's help)
 VERDICTS = {"check": (0, 1), "tcping": (0, 1), "trace": (0, 1)}
@@ -143,7 +145,7 @@ def _assert_ran(
 @pytest.mark.parametrize("example", HELP_EXAMPLES)
 def test_every_help_example_runs_in_the_lab(example, lab, process_netns, tmp_path):
     if example in NEEDS_ENGINE:
-        pytest.skip(f"needs {NEEDS_ENGINE[example]}")
+        pytest.skip(f"needs {NEEDS_ENGINE[example]}: runs on a real swarm in {SWARM_TEST}")
     if example.startswith("capture -r"):  # reads what the -w example wrote
         _run_live(
             [
