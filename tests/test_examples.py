@@ -4,10 +4,11 @@ in the REPL's grammar against the lab, and the docs' shell examples in a real sh
 The examples name things of a Docker swarm where they were written (`1-9tp`, `1-rng4`, the
 overlay's 10.0.1.x); these are replaced by the lab's equivalents (PLACEHOLDERS below).
 Examples that need what only a Docker engine has (its embedded DNS, IPVS, a container by
-name, several nodes) are listed in NEEDS_ENGINE and run on a real 3-node swarm by
-tests/test_examples_swarm.py (which skips, with the reason, only what this machine cannot
-run); the rest must exit 0 here, or, for a live command (capture, watch, ping without -c),
-still be running without an error after a few seconds and stop on Ctrl-C.
+name, several nodes) are listed in ON_SWARM and run on a real 3-node swarm by
+tests/test_examples_swarm.py; NEEDS_ENGINE keeps, with the reason, only those that cannot
+run on this machine at all (skipped there too, after checking they say why). The rest must
+exit 0 here, or, for a live command (capture, watch, ping without -c), still be running
+without an error after a few seconds and stop on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LIVE_SECONDS = 4
 
 #: examples that need a Docker engine's objects, and what they need: the lab has none, so
-#: tests/test_examples_swarm.py runs each of them on a real 3-node swarm (SWARM_TEST)
-NEEDS_ENGINE = {
+#: tests/test_examples_swarm.py (SWARM_TEST) runs each of them on a real 3-node swarm
+ON_SWARM = {
     "use ingress_sbox; ipvs": "Docker's ingress namespace and its IPVS services",
     "dns web": "Docker's embedded DNS (127.0.0.11) answering a container's name",
     "dns tasks.web": "Docker's embedded DNS answering tasks.SERVICE",
@@ -53,6 +54,16 @@ NEEDS_ENGINE = {
     "ipvs": "IPVS services, which only Docker's lb_/ingress namespaces have (ip_vs)",
 }
 SWARM_TEST = "tests/test_examples_swarm.py"
+
+#: examples of ON_SWARM that cannot run on this machine even on the swarm, and why
+NEEDS_ENGINE = {
+    "ipvs": "an ip_vs kernel module: this kernel has none (no /proc/net/ip_vs, no modules to load)",
+    "use ingress_sbox; ipvs": "an ip_vs kernel module: this kernel has none",
+    "check --cluster --via container --nodes a=ssh://root@a,b=ssh://root@b": (
+        "engines reached over ssh: there are no ssh nodes here (--via container with unix "
+        "sockets runs on the swarm in tests/test_check_agents.py)"
+    ),
+}
 
 #: the exit statuses that mean "ran and gave its verdict" (documented in each command's help)
 VERDICTS = {"check": (0, 1), "tcping": (0, 1), "trace": (0, 1)}
@@ -145,7 +156,9 @@ def _assert_ran(
 @pytest.mark.parametrize("example", HELP_EXAMPLES)
 def test_every_help_example_runs_in_the_lab(example, lab, process_netns, tmp_path):
     if example in NEEDS_ENGINE:
-        pytest.skip(f"needs {NEEDS_ENGINE[example]}: runs on a real swarm in {SWARM_TEST}")
+        pytest.skip(f"needs {NEEDS_ENGINE[example]}")
+    if example in ON_SWARM:
+        pytest.skip(f"needs {ON_SWARM[example]}: runs on a real swarm in {SWARM_TEST}")
     if example.startswith("capture -r"):  # reads what the -w example wrote
         _run_live(
             [

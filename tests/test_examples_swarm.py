@@ -1,11 +1,11 @@
 """The help examples that need a Docker engine's objects run on the real 3-node swarm.
 
 tests/test_examples.py runs every other example against the single-host lab and lists these
-in NEEDS_ENGINE; here each of them runs through the console script in the shell that
+in ON_SWARM; here each of them runs through the console script in the shell that
 `--demo swarm` opens (DOCKER_HOST = n1's engine, NETNS_SHELL_NODES = every node,
 NETNS_SHELL_PATH = every node's namespace directory), from inside container c1 on n1 (a
 container of the overlay) or, for `check`, from n1's overlay namespace.  The examples'
-placeholder names become the swarm's (SWARM_NAMES): `web` is a container on n2 that
+placeholder names become the swarm's (SwarmWorld.names): `web` is a container on n2 that
 listens on port 80 (busybox httpd), `tasks.web` the swarm's global service, `my-overlay`
 its network, the node sockets its nodes' engines, `--image` the product's image built by
 netns_shell.swarm_image, 10.0.0.2 a DNS server (dnsmasq) in container c2's namespace.
@@ -13,7 +13,8 @@ netns_shell.swarm_image, 10.0.0.2 a DNS server (dnsmasq) in container c2's names
 Each must exit 0 (or its documented verdict status) without a traceback, and its output
 is compared with an oracle where that is cheap: the engine (`docker inspect`,
 `docker network inspect -v`), `dig`, `iptables-save`, `conntrack -L`.  Only what cannot
-run on this machine is skipped (NOT_HERE), after checking that it says why in one line.
+run on this machine is skipped (test_examples.NEEDS_ENGINE), after checking that it says
+why in one line.
 """
 
 from __future__ import annotations
@@ -30,24 +31,12 @@ import pytest
 from netns_shell.swarm_image import agent_rootfs, import_changes
 from tests.conftest import Run, netns_shell
 from tests.swarmenv import engine_oracle, nodes_option
-from tests.test_examples import HELP_EXAMPLES, NEEDS_ENGINE, _substitute
+from tests.test_examples import HELP_EXAMPLES, NEEDS_ENGINE, ON_SWARM, VERDICTS, _substitute
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("swarm")]
 
-#: examples that cannot run on this machine even on the swarm, and why
-NOT_HERE = {
-    "ipvs": "this kernel has no ip_vs (no /proc/net/ip_vs; `modprobe ip_vs` fails)",
-    "use ingress_sbox; ipvs": "this kernel has no ip_vs (no /proc/net/ip_vs)",
-    "check --cluster --via container --nodes a=ssh://root@a,b=ssh://root@b": (
-        "needs engines reached over ssh (no ssh nodes here; --via container runs with unix "
-        "sockets in tests/test_check_agents.py)"
-    ),
-}
+SWARM_EXAMPLES = [example for example in HELP_EXAMPLES if example in ON_SWARM]
 
-SWARM_EXAMPLES = [example for example in HELP_EXAMPLES if example in NEEDS_ENGINE]
-
-#: the exit statuses that mean "ran and gave its verdict" (documented in each command's help)
-VERDICTS = {"check": (0, 1), "tcping": (0, 1), "trace": (0, 1)}
 DNS_RECORD = ("example.org", "fd00:199::250")  # what the DNS server at "10.0.0.2" answers
 
 
@@ -193,9 +182,9 @@ def _dns_data(run: Run, rtype: str) -> list[str]:
 
 @pytest.mark.parametrize("example", SWARM_EXAMPLES)
 def test_every_engine_example_runs_on_the_swarm(example, world):
-    if example in NOT_HERE:
+    if example in NEEDS_ENGINE:
         _assert_cannot_run_here(world, example)
-        pytest.skip(NOT_HERE[example])
+        pytest.skip(f"needs {NEEDS_ENGINE[example]}")
     if example.startswith("dns example.org") and world.dns_server is None:
         pytest.skip("dnsmasq (Debian dnsmasq-base) is needed for the DNS server at 10.0.0.2")
     if example.startswith("conntrack"):  # DNS traffic to the embedded resolver, to be listed
@@ -274,10 +263,10 @@ def _check_verdict(world: SwarmWorld, example: str, run: Run) -> None:
 
 
 def _assert_cannot_run_here(world: SwarmWorld, example: str) -> None:
-    """An example of NOT_HERE still answers with its reason in one line, no traceback."""
+    """An example of NEEDS_ENGINE still answers with its reason in one line, no traceback."""
     if "ipvs" in example:
         if os.path.exists("/proc/net/ip_vs"):
-            pytest.fail(f"{example}: this kernel has ip_vs now: run it and drop it from NOT_HERE")
+            pytest.fail(f"{example}: this kernel has ip_vs now: drop it from NEEDS_ENGINE")
         run = _run(world, example)
         assert run.status != 0
         assert "netns-shell: ipvs: " in run.stderr and "ip_vs" in run.stderr, run.stderr
@@ -285,6 +274,7 @@ def _assert_cannot_run_here(world: SwarmWorld, example: str) -> None:
 
 
 def test_every_engine_example_is_a_help_example():
-    """NEEDS_ENGINE and NOT_HERE name examples that `help` shows (none stale)."""
-    assert set(NEEDS_ENGINE) <= set(HELP_EXAMPLES), set(NEEDS_ENGINE) - set(HELP_EXAMPLES)
-    assert set(NOT_HERE) <= set(NEEDS_ENGINE), set(NOT_HERE) - set(NEEDS_ENGINE)
+    """ON_SWARM and NEEDS_ENGINE name examples that `help` shows (none stale), and what
+    cannot run here is among what needs the swarm."""
+    assert set(ON_SWARM) <= set(HELP_EXAMPLES), set(ON_SWARM) - set(HELP_EXAMPLES)
+    assert set(NEEDS_ENGINE) <= set(ON_SWARM), set(NEEDS_ENGINE) - set(ON_SWARM)
