@@ -30,7 +30,7 @@ import pytest
 
 from netns_shell.swarm_image import agent_rootfs, import_changes
 from tests.conftest import Run, netns_shell
-from tests.swarmenv import engine_oracle, nodes_option
+from tests.swarmenv import engine_oracle, neigh_oracle, nodes_option
 from tests.test_examples import HELP_EXAMPLES, NEEDS_ENGINE, ON_SWARM, VERDICTS, _substitute
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("swarm")]
@@ -158,6 +158,22 @@ def world(docker_swarm):
             world.dns_server.kill()
             world.dns_server.wait()
         world.n2.docker("rm", "-f", world.web, check=False)
+        _wait_gone(swarm, getattr(world, "web_ip", None))
+
+
+def _wait_gone(swarm, ip: str | None, timeout: float = 30) -> None:
+    """Until no node's engine nor kernel knows `ip`: the swarm is as the next tests expect."""
+    deadline = time.monotonic() + timeout
+    while ip is not None:
+        known = [
+            node.name
+            for node in swarm.nodes
+            if ip in json.dumps(engine_oracle(swarm, node)) or ip in neigh_oracle(swarm, node)
+        ]
+        if not known:
+            return
+        assert time.monotonic() < deadline, f"{ip} still known on {known} after its removal"
+        time.sleep(0.3)
 
 
 def _run(world: SwarmWorld, example: str, *options: str) -> Run:
@@ -260,6 +276,8 @@ def _check_verdict(world: SwarmWorld, example: str, run: Run) -> None:
         assert "0 findings" in run.stderr, run.stderr
     if "--via service" in example:
         assert "(reached: service)" in text, text
+        services = world.n1.docker("service", "ls", "--format", "{{.Name}}").split()
+        assert [s for s in services if s.startswith("netns-shell-check-")] == []
 
 
 def _assert_cannot_run_here(world: SwarmWorld, example: str) -> None:
