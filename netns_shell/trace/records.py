@@ -11,12 +11,19 @@ text helpers that write a hop's `match` the way iproute2 would say it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .rules import Packet
 
-if TYPE_CHECKING:
-    from .places import Place
+
+class Place(Protocol):
+    """Where a hop happens, as the hop records name it (places.Place is one)."""
+
+    node: str
+    netns: str
+    name: str
+    path: str
+
 
 __all__ = [
     "ETHER_BROADCAST",
