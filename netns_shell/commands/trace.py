@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -57,22 +58,31 @@ def _connect(specs: list, timeout: float) -> list[OverlayNode]:
         return list(pool.map(lambda s: connect_node(s, timeout=timeout), specs))
 
 
+def _inspected(container: str, nodes: list[OverlayNode]) -> Iterator[dict[str, Any]]:
+    """What each reachable node's engine says of `container` (nodes that do not know it
+    are passed over)."""
+    from ..docker import DockerError, mapping, path_segment
+
+    for node in nodes:
+        if node.error is not None:
+            continue
+        try:
+            info = node.client.get(f"/containers/{path_segment(container)}/json")
+        except DockerError:
+            continue
+        yield mapping(info)
+
+
 def _destination(session: Context, text: str, nodes: list[OverlayNode]) -> str:
     """An IP address as given, or the address of a container (asked from every node)."""
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    from ..docker import DockerError, mapping, path_segment
+    from ..docker import mapping
     from ..docker import text as docker_text
 
-    for node in nodes:
-        if node.error is not None:
-            continue
-        try:
-            info = mapping(node.client.get(f"/containers/{path_segment(text)}/json"))
-        except DockerError:
-            continue
+    for info in _inspected(text, nodes):
         for net in mapping(mapping(info.get("NetworkSettings")).get("Networks")).values():
             try:
                 return str(ipaddress.ip_address(docker_text(mapping(net).get("IPAddress"))))
@@ -90,7 +100,7 @@ def _destination(session: Context, text: str, nodes: list[OverlayNode]) -> str:
 
 def _source(session: Context, text: str, nodes: list[OverlayNode]) -> NetNamespace:
     """A namespace or container this shell knows, else a container one of the nodes runs."""
-    from ..docker import DockerError, mapping, path_segment
+    from ..docker import mapping
     from ..docker import text as docker_text
     from ..errors import NamespaceError
     from ..namespace import NetNamespace
@@ -98,13 +108,7 @@ def _source(session: Context, text: str, nodes: list[OverlayNode]) -> NetNamespa
     try:
         return session.catalogue.resolve(text)
     except NamespaceError as exc:
-        for node in nodes:
-            if node.error is not None:
-                continue
-            try:
-                info = mapping(node.client.get(f"/containers/{path_segment(text)}/json"))
-            except DockerError:
-                continue
+        for info in _inspected(text, nodes):
             key = docker_text(mapping(info.get("NetworkSettings")).get("SandboxKey"))
             if key.startswith("/"):
                 return NetNamespace.open_path(key, label=text)

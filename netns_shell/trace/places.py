@@ -184,6 +184,9 @@ class Places(HopLog):
     def _peer(self, place: Place, link: Record) -> tuple[Place, Record] | None:
         raise NotImplementedError
 
+    def _check_link(self, place: Place, step: str, link: Record, what: str) -> None:
+        raise NotImplementedError
+
     def _segment_owner(self, place: Place, out: Record, ip: str) -> tuple[str, str] | None:
         raise NotImplementedError
 

@@ -165,30 +165,6 @@ class RoutingWalk(Places):
                 oif=oif,
             )
 
-    def _check_link(self, place: Place, step: str, link: Record, what: str) -> None:
-        flags = link.get("flags", [])
-        if "UP" not in flags:
-            self._drop(
-                place,
-                step,
-                what,
-                "link-down",
-                f"{link.get('ifname')} is down (admin)",
-                oif=link.get("ifname"),
-            )
-        if "LOWER_UP" not in flags or link.get("operstate") in ("DOWN", "LOWERLAYERDOWN"):
-            peer = ""
-            if link.get("linkinfo", {}).get("info_kind") == "veth":
-                peer = " (its veth peer is down)"
-            self._drop(
-                place,
-                step,
-                what,
-                "link-down",
-                f"{link.get('ifname')} has no carrier, operstate {link.get('operstate')}{peer}",
-                oif=link.get("ifname"),
-            )
-
     def _neighbour(self, place: Place, step: str, out: Record, ip: str, asked: str) -> Record:
         dev = out.get("ifname")
         if "NOARP" in out.get("flags", []) or out.get("link_type") != "ether":
