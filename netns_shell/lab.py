@@ -26,7 +26,7 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from .errors import NetnsShellError
@@ -37,6 +37,7 @@ __all__ = [
     "LabContainer",
     "RemoteEndpoint",
     "demo_session",
+    "remove_orphaned",
     "remove_stale_labs",
     "settle_ipv6",
     "wait_settled",
@@ -365,6 +366,15 @@ def remove_stale_labs(prefix: str) -> list[str]:
     Only labs with a lock file nobody holds are removed (see _LabLock); the
     namespaces removed are exactly `<base>-<role>` of such a lab.
     """
+    return remove_orphaned(prefix, _remove_namespaces_of)
+
+
+def remove_orphaned(prefix: str, remove: Callable[[str], list[str]]) -> list[str]:
+    """Call `remove(base)` for each lab of `prefix` whose lock file nobody holds (its owner
+    died), then delete the lock; returns what the calls returned, joined.
+
+    The lock is held while `remove` runs, so two cleaners never remove one lab twice.
+    """
     removed: list[str] = []
     try:
         directory = PrivateDir.open(LABS_DIR)
@@ -384,7 +394,7 @@ def remove_stale_labs(prefix: str) -> list[str]:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue  # its owner is alive
-                removed += _remove_namespaces_of(base)
+                removed += remove(base)
                 os.unlink(lock_name, dir_fd=directory.fd)
             finally:
                 os.close(fd)

@@ -10,7 +10,6 @@ lists what would remain, for the tests and the proof that nothing does.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import hashlib
 import os
@@ -20,8 +19,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from .files import PrivateDir, UnsafePathError
-from .lab import LABS_DIR, NETNS_DIR
+from .lab import NETNS_DIR, remove_orphaned
 
 __all__ = ["freezer_state", "join_cgroup", "leftovers", "remove_stale_swarms", "remove_swarm"]
 
@@ -49,33 +47,12 @@ def remove_swarm(base: str) -> None:
 
 def remove_stale_swarms(prefix: str) -> list[str]:
     """Remove the swarms of `prefix` whose owner died (their lock is free); their bases."""
-    removed: list[str] = []
-    try:
-        directory = PrivateDir.open(LABS_DIR)
-    except (OSError, UnsafePathError):
-        return removed
-    try:
-        for lock_name in sorted(os.listdir(directory.fd)):
-            base = lock_name[: -len(".lock")]
-            if not lock_name.endswith(".lock") or not base.startswith(f"{prefix}-"):
-                continue
-            try:
-                fd = directory.open_file(lock_name, os.O_RDWR)
-            except (OSError, UnsafePathError):
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its owner is alive
-                remove_swarm(base)
-                os.unlink(lock_name, dir_fd=directory.fd)
-                removed.append(base)
-            finally:
-                os.close(fd)
-    finally:
-        directory.close()
-    return removed
+
+    def remove(base: str) -> list[str]:
+        remove_swarm(base)
+        return [base]
+
+    return remove_orphaned(prefix, remove)
 
 
 def leftovers(base: str) -> dict[str, list[str]]:
