@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..render import Column, Result
+from .inspect import FAMILY_PARAMS
 from .registry import Param, Registry
 
 if TYPE_CHECKING:
@@ -293,8 +294,7 @@ def register(registry: Registry) -> None:
     registry.command(
         "rule",
         "policy routing rules, with their tables named (like ip rule)",
-        Param("family", ("-4",), const=socket.AF_INET, help="IPv4 only"),
-        Param("family", ("-6",), const=socket.AF_INET6, help="IPv6 only"),
+        *FAMILY_PARAMS,
         aliases=("rules",),
         details="Like `ip rule show` for IPv4 then IPv6 (JSON keys of `ip -j rule`, plus "
         "`family` and `table_id`). `routes table X` shows the routes of any table a rule names.",
