@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -168,3 +169,44 @@ def docker_swarm():
 
     with running_swarm(3) as swarm:
         yield swarm
+
+
+#: escape sequences a pseudo-terminal shows (colours, cursor moves, charset switches, CR)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+#: the REPL's prompt, '...[namespace]> ', with the label in bold
+PROMPT = r"\](\x1b\[[0-9;]*m)*> ?"
+
+
+@pytest.fixture
+def shell(tmp_path):
+    """Start `netns-shell ARGS` on a pseudo-terminal with a temporary home; returns at the
+    first prompt. Every shell started is ended afterwards."""
+    import pexpect
+
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "TERM": "xterm",
+        "PAGER": "cat",
+    }
+    children = []
+
+    def start(*args: str) -> pexpect.spawn:
+        child = pexpect.spawn(
+            sys.executable,
+            ["-m", "netns_shell", *args],
+            env=env,
+            encoding="utf-8",
+            timeout=20,
+            dimensions=(50, 200),
+        )
+        children.append(child)
+        child.expect(PROMPT)
+        return child
+
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)

@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
 import pexpect
-import pytest
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
-PROMPT = r"\](\x1b\[[0-9;]*m)*> ?"  # '...[namespace]> ' with the label in bold
-
-
-@pytest.fixture
-def shell(tmp_path):
-    """Start `netns-shell` in a pseudo-terminal with a temporary home."""
-    env = {
-        **os.environ,
-        "HOME": str(tmp_path),
-        "XDG_STATE_HOME": str(tmp_path / "state"),
-        "PROMPT_TOOLKIT_NO_CPR": "1",
-        "TERM": "xterm",
-        "PAGER": "cat",
-    }
-    children = []
-
-    def start(*args: str) -> pexpect.spawn:
-        child = pexpect.spawn(
-            sys.executable,
-            ["-m", "netns_shell", *args],
-            env=env,
-            encoding="utf-8",
-            timeout=20,
-            dimensions=(50, 200),
-        )
-        children.append(child)
-        child.expect(PROMPT)
-        return child
-
-    yield start
-    for child in children:
-        if child.isalive():
-            child.terminate(force=True)
+from tests.conftest import ANSI, PROMPT
 
 
 def _screen(child: pexpect.spawn) -> str:

@@ -23,7 +23,7 @@ from netns_shell.debuglog import DebugLog
 from netns_shell.docker import DockerClient, DockerError, DockerNames
 from netns_shell.extensions import PluginLoader
 from netns_shell.files import PrivateDir, UnsafePathError
-from tests.conftest import ip_json, netns_shell, unique
+from tests.conftest import PROMPT, ip_json, netns_shell, unique
 
 
 def _batch(netns: str, lines) -> None:
@@ -161,7 +161,6 @@ def test_line_splitting_is_linear_in_word_length():
 
 
 # ------------------------------------------------------------------ files written as root
-PROMPT = r"\](\x1b\[[0-9;]*m)*> ?"
 
 
 def _capture_to(netns: str, target: str, *extra: str):
