@@ -24,7 +24,7 @@ from typing import Any
 
 from .discovery import NamespaceEntry, discover, friendly_names, matches_qualified
 from .errors import NamespaceError, UsageError
-from .namespace import NetNamespace, search_dirs
+from .namespace import NetNamespace, distinct_search_dirs
 
 __all__ = ["Catalogue", "Enricher"]
 
@@ -200,12 +200,7 @@ def _named_file(name: str) -> str | None:
     if not name or name in (".", "..") or "/" in name:
         return None
     found: dict[Any, str] = {}
-    seen_dirs: set[str] = set()
-    for directory in search_dirs():
-        real = os.path.realpath(directory)
-        if real in seen_dirs:
-            continue
-        seen_dirs.add(real)
+    for directory, _ in distinct_search_dirs():
         path = os.path.join(directory, name)
         try:
             st = os.lstat(path)  # a symlink is not a name (discovery skips them too)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import NamespaceError
-from .namespace import NETNS_DIRS, NetNamespace, run_in_each, search_dirs
+from .namespace import NETNS_DIRS, NetNamespace, distinct_search_dirs, run_in_each
 
 __all__ = [
     "NAME_LABELS",
@@ -244,12 +244,7 @@ def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, str, int, int]], list[str
     """Files in the netns directories: ([(path, real path, dev, inode)], [broken paths])."""
     found: list[tuple[str, str, int, int]] = []
     broken: list[str] = []
-    seen_dirs: set[str] = set()
-    for directory in search_dirs():
-        real = os.path.realpath(directory)
-        if real in seen_dirs:
-            continue
-        seen_dirs.add(real)
+    for directory, real in distinct_search_dirs():
         try:
             names = sorted(os.listdir(directory))
         except OSError:

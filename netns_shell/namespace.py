@@ -33,6 +33,7 @@ __all__ = [
     "NETNS_DIRS",
     "NetNamespace",
     "c_library",
+    "distinct_search_dirs",
     "namespace_type",
     "run_in_each",
     "search_dirs",
@@ -103,6 +104,17 @@ def search_dirs() -> list[str]:
     """The netns directories, those in NETNS_SHELL_PATH first."""
     extra = [d for d in os.environ.get("NETNS_SHELL_PATH", "").split(":") if d]
     return extra + list(NETNS_DIRS)
+
+
+def distinct_search_dirs() -> Iterator[tuple[str, str]]:
+    """(directory, its real path) for each netns directory once (/run and /var/run name
+    the same one), in search order."""
+    seen: set[str] = set()
+    for directory in search_dirs():
+        real = os.path.realpath(directory)
+        if real not in seen:
+            seen.add(real)
+            yield directory, real
 
 
 def namespace_type(fd: int) -> int | None:
