@@ -442,12 +442,11 @@ def resolve_address(
     ns: NetNamespace, config: ResolverConfig, host: str, families: tuple[int, ...] | None = None
 ) -> tuple[int, str, str]:
     """(family, address, how) for a probe target: a literal, the hosts file, or DNS."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return family, host, "literal"
-        except OSError:
-            continue
+    from .probes import literal_family
+
+    family = literal_family(host)
+    if family is not None:
+        return family, host, "literal"
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", host):
         raise UsageError(f"cannot resolve {host!r}: not a host name")
     wanted = families or (socket.AF_INET, socket.AF_INET6)

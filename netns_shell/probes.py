@@ -25,7 +25,7 @@ from .netlink.routes import route_get
 if TYPE_CHECKING:
     from .namespace import NetNamespace
 
-__all__ = ["Reply", "arping", "ping", "resolve_host"]
+__all__ = ["Reply", "arping", "literal_family", "ping", "resolve_host"]
 
 ETH_P_ARP = 0x0806
 ETH_P_IP = 0x0800
@@ -42,14 +42,22 @@ class Reply:
     extra: dict[str, Any]
 
 
-def resolve_host(ns: NetNamespace, host: str) -> tuple[int, str]:
-    """(family, address) of `host`: a literal, or a name resolved inside the namespace."""
+def literal_family(text: str) -> int | None:
+    """AF_INET or AF_INET6 when `text` is an IP address literal, else None."""
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
-            socket.inet_pton(family, host)
-            return family, host
+            socket.inet_pton(family, text)
         except OSError:
             continue
+        return family
+    return None
+
+
+def resolve_host(ns: NetNamespace, host: str) -> tuple[int, str]:
+    """(family, address) of `host`: a literal, or a name resolved inside the namespace."""
+    family = literal_family(host)
+    if family is not None:
+        return family, host
     try:
         info = ns.run(socket.getaddrinfo, host, None, 0, socket.SOCK_RAW)
     except socket.gaierror as exc:

@@ -56,14 +56,11 @@ def _run(
 def resolve(session: Context, host: str) -> tuple[int, str, str]:
     """(family, address, how): a probe target resolved the way the namespace's own
     processes resolve it (their hosts file and resolv.conf, see `dns`)."""
-    import socket
+    from ..probes import literal_family
 
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return family, host, "literal"
-        except OSError:
-            continue
+    family = literal_family(host)
+    if family is not None:
+        return family, host, "literal"
     from ..dns import resolve_address
     from .toolbox import namespace_resolver
 

@@ -152,12 +152,12 @@ def _protocol(value: str) -> int:
 
 
 def _ip_address(value: str) -> str:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            return socket.inet_ntop(family, socket.inet_pton(family, value))
-        except OSError:
-            continue
-    raise ValueError(value)
+    from ..probes import literal_family
+
+    family = literal_family(value)
+    if family is None:
+        raise ValueError(value)
+    return socket.inet_ntop(family, socket.inet_pton(family, value))
 
 
 def _port(value: str) -> int:
