@@ -160,9 +160,22 @@ def _tcpdump_lines(path: Path) -> list[str]:
 
 @contextmanager
 def _tcpdump(ns: str, path: Path) -> Iterator[None]:
-    """tcpdump writing every packet of va to `path` while the block runs."""
+    """tcpdump writing every packet of va to `path` while the block runs. Immediate mode:
+    without it the last packets wait in a ring block (1 s timeout) that SIGTERM discards."""
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, "tcpdump", "-U", "-i", "va", "-w", str(path)],
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-i",
+            "va",
+            "-w",
+            str(path),
+        ],
         stderr=subprocess.PIPE,
     )
     try:
