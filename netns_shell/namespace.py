@@ -178,9 +178,12 @@ class NetNamespace:
             raise NamespaceError(f"{path}: no such file") from None
         except (PermissionError, OSError) as exc:
             if exc.errno in (errno.EACCES, errno.EPERM):
-                raise PrivilegeError(
-                    f"{path}: permission denied (opening a namespace needs root)"
-                ) from None
+                why = (
+                    "refused even to root: another user namespace or a security module"
+                    if os.geteuid() == 0
+                    else "opening a namespace needs root"
+                )
+                raise PrivilegeError(f"{path}: permission denied ({why})") from None
             raise NamespaceError(f"{path}: {exc.strerror}") from None
         try:
             _verify_network_namespace(fd, path)
