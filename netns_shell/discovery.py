@@ -365,7 +365,7 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
     for key, pids in holders.items():
         entry = entry_for(key, None)
         entry.pids = pids
-        entry.comms = {pid: comm(pid) for pid in pids[:64]}
+        entry.comms = {pid: comm(pid) for pid in pids}
     for entry in by_key.values():
         if not entry.name:
             entry.name = f"pid:{entry.pids[0]}" if entry.pids else f"inode:{entry.inode}"

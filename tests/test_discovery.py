@@ -70,6 +70,24 @@ def test_process_only_namespace(process_netns):
     assert [link["ifname"] for link in run.json] == ["lo"]
 
 
+def test_every_holder_process_is_named_like_ps_names_it():
+    """However many processes hold a namespace (the host's: all of them), each is named."""
+    holders = [subprocess.Popen(["sleep", "60"]) for _ in range(70)]  # more than one screenful
+    try:
+        host = _ns()[0]
+        named = {p["pid"]: p["comm"] for p in host["processes"]}
+        assert {named.get(h.pid) for h in holders} == {"sleep"}, named
+        # kernel workers rename themselves: what ps says is compared for the rest as a name
+        ps = subprocess.check_output(["ps", "-e", "-o", "pid="], text=True)
+        alive = {int(pid) for pid in ps.split()} & set(named)
+        assert len(alive) > 70
+        assert all(named[pid] for pid in alive), [pid for pid in alive if not named[pid]]
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
 def test_docker_and_cni_kinds_from_file_names(tmpdir_clean):
     docker = tmpdir_clean / "docker" / "netns"
     cni = tmpdir_clean / "netns"
