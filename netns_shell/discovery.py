@@ -4,7 +4,7 @@ Three sources, merged by namespace inode:
 
 * the netns directories (`/var/run/docker/netns`, `/var/run/netns`, their
   `/run` aliases, and any in NETNS_SHELL_PATH): one file per namespace,
-  possibly an empty file when a bind mount did not propagate ("broken");
+  possibly an empty file: a bind mount that did not propagate, or a leftover ("broken");
 * nsfs bind mounts anywhere, from /proc/self/mountinfo;
 * processes, from /proc/*/ns/net (namespaces held only by processes).
 
@@ -29,7 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import NamespaceError
-from .namespace import NETNS_DIRS, NetNamespace, distinct_search_dirs, run_in_each
+from .mounts import mounts
+from .namespace import (
+    NETNS_DIRS,
+    NetNamespace,
+    distinct_search_dirs,
+    empty_file_reason,
+    run_in_each,
+)
 
 __all__ = [
     "NAME_LABELS",
@@ -88,11 +95,6 @@ def overlay_file_glob(network_id: str) -> str:
 
 
 _SANDBOX_RE = re.compile(r"^[0-9a-f]{12}$")
-_MOUNTINFO_ESCAPE = re.compile(r"\\([0-7]{3})")
-_RSLAVE_HINT = (
-    "empty file, not a namespace: a bind mount that did not propagate? "
-    "mount the directory with ':rslave' propagation"
-)
 
 
 @dataclass
@@ -219,25 +221,11 @@ def kind_of(path: str) -> str:
 
 def _nsfs_mounts() -> dict[str, int]:
     """mount point -> net namespace inode, for every nsfs bind mount."""
-    mounts: dict[str, int] = {}
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
-            for line in fh:
-                fields = line.split()
-                try:
-                    sep = fields.index("-")
-                except ValueError:
-                    continue
-                if len(fields) <= sep + 1 or fields[sep + 1] != "nsfs":
-                    continue
-                root = fields[3]
-                if not root.startswith("net:["):
-                    continue
-                point = _MOUNTINFO_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
-                mounts[point] = int(root[5:-1])
-    except OSError:
-        pass
-    return mounts
+    return {
+        m.point: int(m.root[5:-1])
+        for m in mounts()
+        if m.fstype == "nsfs" and m.root.startswith("net:[")
+    }
 
 
 def _scan_dirs(nsfs_dev: int) -> tuple[list[tuple[str, str, int, int]], list[str]]:
@@ -380,7 +368,11 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
     entries = [by_key[key] for key in order]
     entries += [
         NamespaceEntry(
-            name=os.path.basename(p), kind=KIND_BROKEN, inode=None, paths=[p], error=_RSLAVE_HINT
+            name=os.path.basename(p),
+            kind=KIND_BROKEN,
+            inode=None,
+            paths=[p],
+            error=empty_file_reason(p),
         )
         for p in broken
     ]

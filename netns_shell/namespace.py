@@ -73,11 +73,6 @@ NETNS_DIRS = (
 
 _NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3), Linux >= 4.11
 _PF_KTHREAD = 0x00200000
-_RSLAVE_HINT = (
-    "a namespace bind mount that did not propagate into this container? "
-    "mount the directory with ':rslave' propagation, e.g. "
-    "-v /var/run/docker/netns:/var/run/docker/netns:rslave"
-)
 
 _libc: ctypes.CDLL | None = None
 
@@ -127,11 +122,30 @@ def namespace_type(fd: int) -> int | None:
         raise
 
 
+def empty_file_reason(path: str) -> str:
+    """Why a netns file is empty (nothing is mounted on it), by where it lies: on a bind
+    mount of a directory (a container's volume) the namespace mount did not propagate into
+    this mount namespace; elsewhere it was left behind when its namespace went away."""
+    from .mounts import mount_of
+
+    mount = mount_of(os.path.dirname(path) or ".")
+    if mount is not None and mount.root not in ("/", ""):
+        return (
+            "empty file, not a namespace: a bind mount that did not propagate into this "
+            "container? mount the directory with ':rslave' propagation, e.g. "
+            "-v /var/run/docker/netns:/var/run/docker/netns:rslave"
+        )
+    return (
+        "empty file, not a namespace: nothing is mounted on it (left behind when its "
+        "namespace went away, e.g. by an engine that stopped uncleanly)"
+    )
+
+
 def _describe_bad_file(path: str, st: os.stat_result) -> str:
     if stat.S_ISDIR(st.st_mode):
         return f"{path}: is a directory, not a network namespace file"
     if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        return f"{path}: is an empty file, not a network namespace: {_RSLAVE_HINT}"
+        return f"{path}: is an {empty_file_reason(path)}"
     return f"{path}: is not a namespace file"
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from .lab import NETNS_DIR, remove_orphaned
+from .mounts import mounts
 
 __all__ = ["freezer_state", "join_cgroup", "leftovers", "remove_stale_swarms", "remove_swarm"]
 
@@ -64,7 +65,7 @@ def leftovers(base: str) -> dict[str, list[str]]:
     return {
         "processes": procs,
         "netns": _netns_of(base),
-        "mounts": [m for m in _mountpoints() if m.startswith(directory + "/") or m == directory],
+        "mounts": _mounts_under(directory),
         "cgroups": [
             os.path.join(c, base) for c in _controllers() if os.path.isdir(cgroup_path(c, base))
         ],
@@ -145,17 +146,14 @@ def _remove_cgroups(base: str) -> None:
                 os.rmdir(root)
 
 
-def _mountpoints() -> list[str]:
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            points.append(line.split()[4].encode().decode("unicode_escape"))
-    return points
+def _mounts_under(directory: str) -> list[str]:
+    inside = directory + "/"
+    return [m.point for m in mounts() if m.point == directory or m.point.startswith(inside)]
 
 
 def _unmount_under(directory: str) -> None:
     for _ in range(3):
-        points = [m for m in _mountpoints() if m == directory or m.startswith(directory + "/")]
+        points = _mounts_under(directory)
         if not points:
             return
         for point in sorted(points, key=len, reverse=True):

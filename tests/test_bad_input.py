@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import pytest
 
-from tests.conftest import netns_shell, unique
+from tests.conftest import ROOT, netns_shell, unique
 
 
 def _one_line_error(run, status: int, *fragments: str) -> None:
@@ -48,10 +49,36 @@ def test_regular_file_as_net(tmp_path):
     _one_line_error(netns_shell("--net", str(path), "-c", "links"), 1, "not a namespace file")
 
 
-def test_empty_file_hints_rslave(tmp_path):
+def test_empty_file_says_nothing_is_mounted_on_it(tmp_path):
+    """On the host an empty netns file is a leftover: no talk of container volumes."""
     path = tmp_path / "1-abcdefghij"
     path.touch()
-    _one_line_error(netns_shell("--net", str(path), "-c", "links"), 1, "empty file", ":rslave")
+    run = netns_shell("--net", str(path), "-c", "links")
+    _one_line_error(run, 1, "empty file", "nothing is mounted on it")
+    assert ":rslave" not in run.stderr
+
+
+MOUNT_AND_RUN = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+
+
+def test_empty_file_on_a_bind_mounted_directory_hints_rslave(tmp_path):
+    """In a container, the netns directory is a volume (a bind mount of the host's): an
+    empty file there is a namespace mount that did not propagate into it."""
+    source, volume = tmp_path / "host", tmp_path / "volume"
+    source.mkdir()
+    volume.mkdir()
+    (source / "1-abcdefghij").touch()
+    argv = [sys.executable, "-m", "netns_shell", "--net", f"{volume}/1-abcdefghij", "-c", "links"]
+    run = subprocess.run(  # a private mount namespace: the bind mount goes when it ends
+        ["unshare", "-m", "sh", "-c", MOUNT_AND_RUN, "sh", str(source), str(volume), *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "empty file" in run.stderr and ":rslave" in run.stderr, run.stderr
+    assert len(run.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize("kind", ["mnt", "uts", "pid"])

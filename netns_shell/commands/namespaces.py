@@ -106,8 +106,9 @@ def register(registry: Registry) -> None:
         details="Scans /var/run/docker/netns, /var/run/netns (and /run aliases, and the "
         "directories in NETNS_SHELL_PATH), nsfs bind mounts anywhere, and /proc/*/ns/net "
         "for namespaces held only by processes. One row per namespace; '*' marks the "
-        "current one. A namespace file that is an empty regular file is a bind mount "
-        "that did not propagate: mount the directory with ':rslave'.",
+        "current one. A namespace file that is an empty regular file is listed as broken: "
+        "in a container, a bind mount that did not propagate (mount the directory with "
+        "':rslave'); on the host, a leftover of a namespace that went away.",
         examples=("ns", "ns --json"),
     )(ns)
     registry.command(
