@@ -20,6 +20,11 @@ from tests.conftest import ip_json, netns_shell
         ("brctl show", "bridges"),
         ("ss -tlnp", "sockets"),
         ("tcpdump -ni eth0", "capture"),
+        ("addr", "links"),
+        ("ifconfig", "links"),
+        ("ethtool -k eth0", "offloads"),
+        ("nc -zv 10.0.0.1 80", "tcping"),
+        ("mtr 10.0.0.1", "traceroute"),
     ],
 )
 def test_iproute2_habits_are_pointed_to_the_command(line, command):

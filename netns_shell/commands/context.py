@@ -54,5 +54,5 @@ class Context(Protocol):
         ...
 
     def go_home(self) -> None:
-        """Back to the namespace the shell started in (`host`)."""
+        """Back to the namespace the shell process itself is in (`host`)."""
         ...

@@ -138,7 +138,8 @@ def register(registry: Registry) -> None:
     )(use)
     registry.command(
         "host",
-        "back to the namespace the shell started in",
+        "back to netns-shell's own namespace (the host's, unless it runs in a container with "
+        "a network of its own), whatever --net or -t entered first",
         examples=("host",),
         moves=True,
     )(host)

@@ -54,6 +54,18 @@ _PROGRAMS = {
     "dig": "dns",
     "nslookup": "dns",
     "iptables-save": "firewall",
+    "ip6tables": "firewall",
+    "ifconfig": "links",
+    "addr": "links",
+    "address": "links",
+    "addresses": "links",
+    "ethtool": "offloads",
+    "tracepath": "traceroute",
+    "mtr": "traceroute",
+    "nc": "tcping",
+    "netcat": "tcping",
+    "telnet": "tcping",
+    "drill": "dns",
 }
 
 
@@ -169,7 +181,7 @@ class Registry:
                 typed = " ".join([name, *rest[:2]])
                 raise UsageError(
                     f"unknown command '{name}'; did you mean '{habit}'? "
-                    f"(what `{typed}` shows is '{habit}' here)"
+                    f"(for `{typed}`, use '{habit}' here)"
                 )
             hint = self.suggest(name)
             extra = f"; did you mean '{hint}'?" if hint else "; type 'help' for the list"
