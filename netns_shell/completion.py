@@ -8,6 +8,7 @@ touches the kernel and never runs on a thread in the wrong namespace.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -197,8 +198,16 @@ def build_state(session: Session, ns: NetNamespace) -> CompletionState:
     try:  # every table a policy rule names (`routes table X` accepts each)
         from .netlink.rules import list_rules
 
-        tables += [r["table"] for r in list_rules(ns) if "table" in r and r["table"] not in tables]
+        tables += [r["table"] for r in list_rules(ns) if "table" in r]
     except Exception:  # completion is best effort
+        pass
+    try:  # and every table that holds routes, from a bounded look at them all
+        from .netlink.routes import list_routes
+
+        routes = itertools.islice(list_routes(ns, table=0), _GATHER_LIMIT)
+        tables += [str(r["table"]) for r in routes if "table" in r]
+        del routes  # the dump's socket closes with its generator
+    except Exception:
         pass
     gathered: dict[str, tuple[tuple[str, str], ...]] = {}
     for kind in session.registry.kinds.gathered():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 
 import pexpect
@@ -111,3 +112,18 @@ def test_piped_lines_run_like_a_script(lab):
     for member in lab.members:
         assert member.ip in proc.stdout
     assert "br0" in proc.stdout
+
+
+def test_tab_offers_every_route_table_that_holds_routes(shell, netns):
+    """`routes table <Tab>` offers a table with routes that no policy rule names."""
+    subprocess.run(
+        ["ip", "-n", netns, "route", "add", "blackhole", "10.77.0.0/24", "table", "4242"],
+        check=True,
+    )
+    child = shell("--net", f"/var/run/netns/{netns}")
+    child.send("routes table 42\t")
+    child.send("\r")
+    child.expect_exact("10.77.0.0/24")
+    child.expect(PROMPT)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
