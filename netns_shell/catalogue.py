@@ -92,8 +92,8 @@ class Catalogue:
 
     # --------------------------------------------------------- resolution
     def resolve(self, target: str) -> NetNamespace:
-        """Open a namespace named by path, `pid:N`, name, `TAG:NAME`, unique prefix or
-        inode, or by what lives in it: a container, a network, a pod (`pod` or
+        """Open a namespace named by path, `pid:N`, name, `TAG:NAME`, unique prefix, unique
+        last dash-separated part(s) or inode, or by what lives in it: a container, a network, a pod (`pod` or
         `namespace/pod`).
 
         A name that is a file in exactly one netns directory is opened directly;
@@ -132,6 +132,17 @@ class Catalogue:
                 if e.name.startswith(target)
                 or any(os.path.basename(p).startswith(target) for p in e.paths)
                 or any(a.startswith(target) for a in e.labels.get("aliases", ()))
+            ]
+        if not exact and target:
+            # the last dash-separated part(s): `c1` for nsdemo-4201-c71ded-c1, as a lab or
+            # a compose project names things (unique, like a prefix)
+            exact = [
+                e
+                for e in entries
+                if any(
+                    n.endswith(f"-{target}")
+                    for n in (e.name, *map(os.path.basename, e.paths), *e.labels.get("aliases", ()))
+                )
             ]
         unique = {e.key if e.inode is not None else (None, e.paths[0]): e for e in exact}
         if len(unique) == 1:

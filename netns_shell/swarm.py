@@ -160,6 +160,8 @@ class Swarm:
     network_id: str = ""
     containers: dict[str, str] = field(default_factory=dict)  # node name -> container name
     timings: dict[str, float] = field(default_factory=dict)
+    #: told each step of up() and down() as it starts (a phrase such as "forming the swarm")
+    progress: Callable[[str], None] = field(default=lambda step: None, repr=False)
     _lock: _LabLock | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -194,6 +196,7 @@ class Swarm:
         started = time.monotonic()
         self._lock = _LabLock.take(self.base)
         try:
+            self.progress(f"wiring {len(self.nodes)} node namespaces")
             self._build_wan()
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             # a shared mount, as / is on a systemd host: the nodes' namespace directories can
@@ -201,9 +204,13 @@ class Swarm:
             _run(["mount", "--bind", self.directory, self.directory])
             _run(["mount", "--make-shared", self.directory])
             with ThreadPoolExecutor(len(self.nodes)) as pool:
+                self.progress(f"starting {len(self.nodes)} dockerd")
                 list(pool.map(self._start_dockerd, self.nodes))
+                self.progress("forming the swarm")
                 self._form_swarm()
+                self.progress("loading the image on every node")
                 list(pool.map(self._load_image, self.nodes))
+                self.progress("creating the overlay and one container per node")
                 self.network_id = self.manager.docker(
                     "network", "create", "-d", "overlay", "--attachable",
                     "--subnet", f"{SUBNET}.0/24", self.network,
@@ -214,6 +221,7 @@ class Swarm:
                     "service", "create", "-d", "--mode", "global", "--no-resolve-image",
                     "--name", self.service_name, "--network", self.network, IMAGE, "sleep", "1d",
                 )  # fmt: skip
+            self.progress("waiting for the overlay to converge")
             self.wait_converged()
         except BaseException:
             self.down()
@@ -407,6 +415,7 @@ class Swarm:
     def down(self) -> None:
         """Remove everything this swarm made (idempotent; never raises for what is gone)."""
         started = time.monotonic()
+        self.progress("stopping the nodes and removing everything")
         for node in self.nodes:
             if node.proc is not None and node.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -465,6 +474,13 @@ def _ip(netns: str, commands: list[str]) -> None:
     _run(["ip", "-n", netns, "-batch", "-"], "\n".join(commands) + "\n")
 
 
+def _demo_progress(step: str) -> None:
+    """A start-up and tear-down of several seconds says what it is doing, on a terminal."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"netns-shell: demo swarm: {step}...\n")
+        sys.stderr.flush()
+
+
 @contextlib.contextmanager
 def swarm_demo_session(nodes: int = 3) -> Iterator[Swarm]:
     """The `--demo swarm` lab: built on entry, removed on exit, Ctrl-C or a crash."""
@@ -473,7 +489,7 @@ def swarm_demo_session(nodes: int = 3) -> Iterator[Swarm]:
         sys.stderr.write(
             f"netns-shell: removed a demo swarm left behind by a killed run: {', '.join(stale)}\n"
         )
-    swarm = Swarm(nodes_wanted=nodes, prefix="nsdemoswarm")
+    swarm = Swarm(nodes_wanted=nodes, prefix="nsdemoswarm", progress=_demo_progress)
     saved = {k: os.environ.get(k) for k in ("DOCKER_HOST", "NETNS_SHELL_NODES", "NETNS_SHELL_PATH")}
     try:
         swarm.up()
@@ -500,3 +516,4 @@ def swarm_demo_session(nodes: int = 3) -> Iterator[Swarm]:
             else:
                 os.environ[key] = value
         swarm.down()
+        _demo_progress(f"removed in {swarm.timings['down']:.1f} s")

@@ -207,3 +207,35 @@ def test_directory_tags():
     # nothing in /a/netns that /b/a/netns lacks: its full path must name it
     assert _directory_tags(["/a/netns", "/b/a/netns"]) == [None, "b"]
     assert _directory_tags(["/a:b/netns", "/c/netns"]) == [None, "c"]
+
+
+@pytest.fixture
+def suffixed() -> Iterator[tuple[str, list[str]]]:
+    """Three named namespaces: `nsx-<t>-a<t>`, `nsx-<t>-b<t>` and `nsy-<t>-b<t>`."""
+    token = secrets.token_hex(4)
+    names = [f"nsx-{token}-a{token}", f"nsx-{token}-b{token}", f"nsy-{token}-b{token}"]
+    try:
+        for name in names:
+            subprocess.run(["ip", "netns", "add", name], check=True)
+        yield token, names
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_use_takes_a_unique_last_part_of_a_name(suffixed):
+    """`use c1` enters nsdemo-4201-c71ded-c1 as it would a unique prefix; a last part
+    several names end with is refused with each of them named, like a prefix."""
+    token, names = suffixed
+    inode = os.stat(f"/var/run/netns/{names[0]}").st_ino
+    run = netns_shell("--json", "-c", f"use a{token}; ns")
+    assert run.status == 0, run.stderr
+    assert [r["inode"] for r in run.json if r["current"]] == [inode]
+    run = netns_shell("--json", "-c", f"use nsx-{token}-b{token}; ns")  # the whole name
+    assert [r["name"] for r in run.json if r["current"]] == [names[1]]
+    run = netns_shell("--json", "-c", f"use {token}-b{token}")
+    assert run.status != 0
+    assert f"'{token}-b{token}' matches 2 namespaces" in run.stderr
+    assert names[1] in run.stderr and names[2] in run.stderr
+    run = netns_shell("-c", f"use x-{token}-b{token}")  # whole parts only: not nsx-'s x
+    assert run.status != 0 and "no namespace named" in run.stderr

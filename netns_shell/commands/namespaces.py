@@ -119,7 +119,7 @@ def register(registry: Registry) -> None:
             metavar="TARGET",
             complete="namespace",
             required=True,
-            help="name as `ns` lists it, a unique prefix, a path, pid:N, an inode, or a "
+            help="name as `ns` lists it, a unique prefix or last part (c1), a path, pid:N, an inode, or a "
             "Docker container (name or ID), a Docker network, a Kubernetes pod "
             "(`pod` or `namespace/pod`)",
         ),
