@@ -93,8 +93,8 @@ class Catalogue:
     # --------------------------------------------------------- resolution
     def resolve(self, target: str) -> NetNamespace:
         """Open a namespace named by path, `pid:N`, name, `TAG:NAME`, unique prefix, unique
-        last dash-separated part(s) or inode, or by what lives in it: a container, a network, a pod (`pod` or
-        `namespace/pod`).
+        last dash-separated part(s) or inode, or by what lives in it: a container, a
+        network, a pod (`pod` or `namespace/pod`).
 
         A name that is a file in exactly one netns directory is opened directly;
         anything else (prefixes, inodes, engine names, a name several directories

@@ -119,8 +119,8 @@ def register(registry: Registry) -> None:
             metavar="TARGET",
             complete="namespace",
             required=True,
-            help="name as `ns` lists it, a unique prefix or last part (c1), a path, pid:N, an inode, or a "
-            "Docker container (name or ID), a Docker network, a Kubernetes pod "
+            help="name as `ns` lists it, a unique prefix or last part (c1), a path, pid:N, "
+            "an inode, or a Docker container (name or ID), a Docker network, a Kubernetes pod "
             "(`pod` or `namespace/pod`)",
         ),
         aliases=("cd", "enter"),
