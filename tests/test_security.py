@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import select
 import shlex
 import signal
 import struct
@@ -431,8 +432,9 @@ def test_exec_after_pid_reuse_refuses_instead_of_joining_the_new_process():
     shell = None
     newcomer = None
     try:
-        time.sleep(0.3)
         pid = target.pid
+        _wait_for_exec(pid, "sleep")  # unshare has made its namespaces and run sleep
+        ours = os.readlink(f"/proc/{pid}/ns/mnt")
         shell = subprocess.Popen(
             [sys.executable, "-m", "netns_shell", "-t", str(pid)],
             stdin=subprocess.PIPE,
@@ -440,17 +442,20 @@ def test_exec_after_pid_reuse_refuses_instead_of_joining_the_new_process():
             stderr=subprocess.PIPE,
             text=True,
         )
-        shell.stdin.write("exec -m true\n")
+        # the shell holds its handle on the target once it has run a command in it (a
+        # fixed wait is not enough on a loaded machine: the handle would be opened on the
+        # newcomer, which is what -t PID means at that moment)
+        shell.stdin.write("exec -m readlink /proc/self/ns/mnt\n")
         shell.stdin.flush()
-        time.sleep(1.0)  # the shell holds its handle on the target now
+        assert _line_within(shell.stdout, 60) == ours
         target.kill()
         target.wait()
         newcomer = _spawn_with_pid(["unshare", "--mount", "sleep", "300"], pid)
         if newcomer is None:
             pytest.skip("could not get the PID back (other processes took it)")
-        time.sleep(0.3)
-        theirs = os.readlink(f"/proc/{pid}/ns/mnt")
-        out, err = shell.communicate("exec -m readlink /proc/self/ns/mnt\n", timeout=30)
+        _wait_for_exec(pid, "sleep")
+        theirs = os.readlink(f"/proc/{pid}/ns/mnt")  # the freed number may come back
+        out, err = shell.communicate("exec -m readlink /proc/self/ns/mnt\n", timeout=60)
         assert theirs not in out, "joined the mount namespace of the process that got the PID"
         assert f"PID {pid} has exited" in err, err
         assert shell.returncode != 0
@@ -459,6 +464,27 @@ def test_exec_after_pid_reuse_refuses_instead_of_joining_the_new_process():
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def _wait_for_exec(pid: int, comm: str, seconds: float = 30) -> None:
+    """Until process `pid` runs `comm` (unshare has exec'd its command)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                if fh.read().strip() == comm:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"process {pid} never ran {comm}"
+        time.sleep(0.02)
+
+
+def _line_within(stream, seconds: float) -> str:
+    """One line of a child's output, or AssertionError after `seconds`."""
+    ready, _, _ = select.select([stream], [], [], seconds)
+    assert ready, f"no output within {seconds} s"
+    return stream.readline().strip()
 
 
 # ------------------------------------------------------------------ a line stops
