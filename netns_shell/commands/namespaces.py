@@ -138,8 +138,9 @@ def register(registry: Registry) -> None:
     )(use)
     registry.command(
         "host",
-        "back to netns-shell's own namespace (the host's, unless it runs in a container with "
-        "a network of its own), whatever --net or -t entered first",
+        "back to netns-shell's own namespace (the host's)",
+        details="The namespace netns-shell itself runs in: the host's, unless it runs in a "
+        "container with a network of its own; whatever --net, -t or use entered before.",
         examples=("host",),
         moves=True,
     )(host)
