@@ -8,7 +8,9 @@ CLI and the REPL hand it to a `Renderer`.  Records are consumed as a stream:
 * plain (output is not a terminal): a header and aligned lines, column
   widths taken from the first rows, the rest streamed with the same widths;
 * table (a terminal): tabulate; a table taller than the screen goes through
-  the pager, with widths from the first screenful.
+  the pager, with widths from the first screenful.  A table wider than the
+  terminal is fitted to it (layout.py: cells wrap at separators, columns of
+  low priority are hidden, or one block per record), never cut.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import IO, Any
 
+from .layout import DIM, NORMAL, Fit, block_lines, fit_widths, join_cells, table_lines, wrap_text
 from .records import Shared, SharedRecord
 from .sanitize import for_terminal, without_controls
 
@@ -56,6 +59,11 @@ class Column:
     none of their own keys.  `reads`, when given, is a claim checked against
     the trace: a key read outside it raises ColumnReadsError (a wrong list is
     a bug to fix, not a row to print with another row's value).
+
+    `priority` says what goes when a terminal is too narrow for the table (as
+    kubectl's column priority): 0, the key columns (names, kinds, states,
+    addresses, problems), are always shown; higher numbers are hidden first.
+    No value is ever cut: cells wrap after spaces and commas (see layout.py).
     """
 
     header: str
@@ -64,11 +72,15 @@ class Column:
     safe: bool = False
     #: the record keys `value` may read (None: not declared); checked, see above
     reads: tuple[str, ...] | None = None
+    #: 0: always shown on a terminal; higher: hidden first when the table is too wide
+    priority: int = 0
 
     @classmethod
-    def of(cls, header: str, key: str, *, safe: bool = False) -> Column:
+    def of(cls, header: str, key: str, *, safe: bool = False, priority: int = 0) -> Column:
         """A column showing record[key]."""
-        return cls(header, lambda r: r.get(key), key=key, safe=safe, reads=(key,))
+        return cls(
+            header, lambda r: r.get(key), key=key, safe=safe, reads=(key,), priority=priority
+        )
 
 
 @dataclass
@@ -250,64 +262,84 @@ class Renderer:
 
     # ---------------------------------------------------------- terminal
     def _terminal_table(self, result: Result) -> None:
+        """A table laid out for the terminal from its first screenful (see layout.py):
+        as it is, fitted (cells wrapped at separators, low-priority columns hidden),
+        or one block per record; a dim line under it says what is not shown."""
         size = shutil.get_terminal_size((100, 40))
         screen = max(size.lines - 3, 5)
+        columns = result.columns
         rows = iter(result.records)
         first = list(itertools.islice(rows, screen + 1))
         if not first:
             self.console.stdout.write("(none)\n")
             return
-        cells = [[format_cell(c.value(r)) for c in result.columns] for r in first]
-        headers = [c.header for c in result.columns]
-        keep = [c.safe for c in result.columns]
-        caps = fit_widths(cells, headers, size.columns, keep)
-        if caps is not None:
-            cells = [caps.tabulate_cells(row) for row in cells]
-            headers = [trim_cell(h, cap) for h, cap in zip(headers, caps.caps, strict=True)]
-        table = _tabulate(cells, headers)
-        if len(first) <= screen or not self.console.pager:
-            self.console.stdout.write(table + "\n")
-            if len(first) > screen:
-                write_plain_rows(
-                    rows, result.columns, _widths_of(table), self.console.stdout, caps=caps
-                )
-            return
-        self._page(table, rows, result.columns, caps)
+        cells = [[format_cell(c.value(r)) for c in columns] for r in first]
+        headers = [c.header for c in columns]
+        fit = fit_widths(cells, headers, size.columns, [c.priority for c in columns])
+        rest: Callable[[IO[str]], None]
+        if fit is None:
+            head = _tabulate(cells, headers)
+            widths = _widths_of(head)
 
-    def _page(
-        self,
-        table: str,
-        rows: Iterator[Record],
-        columns: Sequence[Column],
-        caps: Fit | None = None,
-    ) -> None:
+            def rest(out: IO[str]) -> None:
+                write_plain_rows(rows, columns, widths, out)
+
+        elif fit.blocks:
+            head = "\n\n".join("\n".join(block_lines(headers, row, size.columns)) for row in cells)
+
+            def rest(out: IO[str]) -> None:
+                write_blocks(rows, columns, size.columns, out)
+
+        else:
+            head = "\n".join(table_lines(headers, fit, cells))
+
+            def rest(out: IO[str]) -> None:
+                write_plain_rows(rows, columns, fit.caps, out, fit=fit)
+
+        note = fit.note(headers, size.columns) if fit is not None else None
+        tail = ""
+        if note:
+            tail = "".join(f"{DIM}{line}{NORMAL}\n" for line in wrap_text(note, size.columns))
+        more = len(first) > screen
+        if not self.console.pager or not (more or head.count("\n") >= screen):
+            self.console.stdout.write(head + "\n")
+            if more:
+                rest(self.console.stdout)
+            self.console.stdout.write(tail)
+            return
+        self._page(head, rest, tail)
+
+    def _page(self, head: str, rest: Callable[[IO[str]], None], tail: str) -> None:
+        """`head`, the lines `rest` writes and `tail` through $PAGER (or straight out)."""
         import subprocess
 
         command = _pager_command(restricted=self.console.restricted)
-        if command is None:  # no pager: print it all
-            self.console.stdout.write(table + "\n")
-            write_plain_rows(rows, columns, _widths_of(table), self.console.stdout, caps=caps)
-            return
-        env = dict(os.environ)
-        if self.console.restricted:
-            env["LESSSECURE"] = "1"  # no !command, |pipe, v (editor), :e FILE, LESSOPEN
-        try:
-            pager = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="surrogateescape",
-                env=env,
-            )
-        except OSError:
-            self.console.stdout.write(table + "\n")
-            write_plain_rows(rows, columns, _widths_of(table), self.console.stdout)
+        pager = None
+        if command is not None:
+            env = dict(os.environ)
+            if self.console.restricted:
+                env["LESSSECURE"] = "1"  # no !command, |pipe, v (editor), :e FILE, LESSOPEN
+            try:
+                pager = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    text=True,
+                    encoding="utf-8",
+                    errors="surrogateescape",
+                    env=env,
+                )
+            except OSError:
+                pass
+        if pager is None:  # no pager: print it all
+            self.console.stdout.write(head + "\n")
+            rest(self.console.stdout)
+            self.console.stdout.write(tail)
             return
         assert pager.stdin is not None
         try:
-            pager.stdin.write(table + "\n")
-            write_plain_rows(rows, columns, _widths_of(table), pager.stdin, caps=caps)
+            pager.stdin.write(head + "\n")
+            rest(pager.stdin)
+            pager.stdin.write(tail)
             pager.stdin.close()
         except (BrokenPipeError, OSError):
             pass  # the user quit the pager: stop reading records
@@ -359,131 +391,6 @@ def _tabulate(cells: list[list[str]], headers: list[str]) -> str:
         return tabulate.tabulate(cells, headers=headers, tablefmt="simple", disable_numparse=True)
     finally:
         tabulate.MIN_PADDING = padding
-
-
-#: a column is never trimmed below this (headers are trimmed like cells)
-_MIN_COLUMN = 6
-_MIN_NAME = 20
-_MIN_WRAP = 12  # a wrapped column narrower than this is harder to read than a cut one
-_GAP = 2  # tabulate's 'simple' format puts two spaces between columns
-
-
-@dataclass
-class Fit:
-    """How a table fits the terminal: a width per column, some columns wrapped.
-
-    The columns in `wrap` continue their text on further lines; every other
-    cell is cut to its width with an ellipsis.
-    """
-
-    caps: list[int]
-    wrap: tuple[int, ...] = ()
-    #: the column that says which row is which: cut in the middle, so both ends show
-    named: int | None = None
-
-    def cell_lines(self, row: Sequence[str]) -> list[list[str]]:
-        """The physical rows of one table row: one, or more when a wrapped cell is long."""
-        cells = [trim_cell(c, cap) for c, cap in zip(row, self.caps, strict=True)]
-        if self.named is not None:
-            cells[self.named] = trim_middle(row[self.named], self.caps[self.named])
-        if not self.wrap:
-            return [cells]
-        chunks = {i: wrap_cell(row[i], self.caps[i]) for i in self.wrap}
-        lines = [cells]
-        for n in range(max(len(c) for c in chunks.values())):
-            if n:
-                lines.append([""] * len(cells))
-            for i, parts in chunks.items():
-                lines[n][i] = parts[n] if n < len(parts) else ""
-        return lines
-
-    def tabulate_cells(self, row: Sequence[str]) -> list[str]:
-        """One row for tabulate: wrapped cells as lines joined by newlines."""
-        lines = self.cell_lines(row)
-        out = lines[0].copy()
-        for i in self.wrap:
-            out[i] = "\n".join(line[i] for line in lines).rstrip("\n")
-        return out
-
-
-def fit_widths(
-    cells: list[list[str]],
-    headers: list[str],
-    width: int,
-    keep: Sequence[bool] | None = None,
-) -> Fit | None:
-    """How to make the table fit `width` columns; None when it fits as it is.
-
-    The layout stays a table: the widest text columns wrap onto further lines
-    when the others fit beside them; else the wide columns give up width evenly
-    (an ellipsis marks the cut), numbers and addresses (`keep`) are never cut,
-    and the first named text column (which row is which) keeps the most.
-    Never a wrapped terminal line.
-    """
-    keep = list(keep or [False] * len(headers))
-    natural = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    room = width - _GAP * (len(headers) - 1)
-    if sum(natural) <= room:
-        return None
-    wide = sorted((i for i in range(len(headers)) if not keep[i]), key=lambda i: -natural[i])
-    for count in range(1, min(len(wide), 3) + 1):
-        wrapped = wide[:count]
-        left = room - sum(n for i, n in enumerate(natural) if i not in wrapped)
-        share = [max(_MIN_WRAP, len(headers[i])) for i in wrapped]
-        if left >= sum(share):
-            caps = natural.copy()
-            total = sum(natural[i] for i in wrapped)
-            for i, low in zip(wrapped, share, strict=True):  # widths in proportion, each >= low
-                caps[i] = max(low, left * natural[i] // total)
-            while sum(caps[i] for i in wrapped) > left:
-                biggest = max(wrapped, key=lambda i: caps[i])
-                caps[biggest] -= 1
-            return Fit(caps, wrap=tuple(wrapped))
-    named = next((i for i, h in enumerate(headers) if h and not keep[i]), None)
-    for floor, name_floor in ((_MIN_COLUMN, _MIN_NAME), (3, 12), (2, 8)):
-        floors = [n if k else min(n, floor) for n, k in zip(natural, keep, strict=True)]
-        if named is not None:
-            floors[named] = min(natural[named], name_floor)
-        if sum(floors) <= room:
-            break
-    else:
-        return Fit(floors, named=named)  # cannot fit: trimmed as far as a table stays readable
-    low, high = 0, max(natural)
-    while low < high:  # the largest cap that still fits
-        cap = (low + high + 1) // 2
-        if sum(max(f, min(n, cap)) for n, f in zip(natural, floors, strict=True)) <= room:
-            low = cap
-        else:
-            high = cap - 1
-    return Fit([max(f, min(n, low)) for n, f in zip(natural, floors, strict=True)], named=named)
-
-
-def wrap_cell(cell: str, cap: int) -> list[str]:
-    """`cell` in lines of at most `cap` characters, broken at spaces where it can be."""
-    import textwrap
-
-    if len(cell) <= cap:
-        return [cell]
-    return textwrap.wrap(cell, cap, break_on_hyphens=False) or [""]
-
-
-def trim_cell(cell: str, cap: int) -> str:
-    """`cell` within `cap` characters, an ellipsis where text was cut (a path keeps its end)."""
-    if len(cell) <= cap:
-        return cell
-    if cap <= 1:
-        return cell[:cap]
-    if cell.startswith("/"):
-        return "…" + cell[len(cell) - cap + 1 :]
-    return cell[: cap - 1] + "…"
-
-
-def trim_middle(cell: str, cap: int) -> str:
-    """`cell` within `cap` characters, cut in the middle (names differ at both ends)."""
-    if len(cell) <= cap or cap < 5:
-        return trim_cell(cell, cap)
-    head = (cap - 1) // 2
-    return cell[:head] + "…" + cell[len(cell) - (cap - 1 - head) :]
 
 
 def _widths_of(table: str) -> list[int]:
@@ -813,28 +720,40 @@ def write_plain_rows(
     widths: Sequence[int],
     out: IO[str],
     *,
-    caps: Fit | None = None,
+    fit: Fit | None = None,
 ) -> None:
     """Format and write rows with fixed widths, in batches of lines.
 
-    `caps` (from fit_widths) fits each row to the terminal as the first
-    screen of the table was: cells cut, or the wrapped column's lines below.
+    `fit` (from layout.fit_widths) lays each row out as the first screen of
+    the table was: only the columns shown, cells wrapped at separators onto
+    further lines; `widths` are then the shown columns' widths.
     """
-    formatter = RowFormatter(columns, widths)
-    line = formatter.line
-    if caps is not None:
-        row_format = "  ".join(f"%-{w}s" for w in widths[:-1])
-        row_format = f"{row_format}  %s" if row_format else "%s"
-        cells, fit = formatter.cells, caps
+    if fit is None:
+        line = RowFormatter(columns, widths).line
+    else:
+        cells = RowFormatter(columns, [0] * len(columns)).cells
+        caps = fit.caps
 
         def line(record: Record) -> str:
-            rows = fit.cell_lines(cells(record))
-            return "\n".join((row_format % tuple(row)).rstrip() for row in rows)
+            return "\n".join(join_cells(row, caps) for row in fit.cell_lines(cells(record)))
 
+    _write_batched(map(line, rows), out)
+
+
+def write_blocks(
+    rows: Iterable[Record], columns: Sequence[Column], width: int, out: IO[str]
+) -> None:
+    """Rows one block each (layout.block_lines), a blank line before each block."""
+    cells = RowFormatter(columns, [0] * len(columns)).cells
+    headers = [c.header for c in columns]
+    _write_batched(("\n" + "\n".join(block_lines(headers, cells(r), width)) for r in rows), out)
+
+
+def _write_batched(lines: Iterable[str], out: IO[str]) -> None:
     batch: list[str] = []
     append = batch.append
-    for record in rows:
-        append(line(record))
+    for text in lines:
+        append(text)
         if len(batch) >= _BATCH:
             out.write("\n".join(batch) + "\n")
             batch.clear()

@@ -321,12 +321,12 @@ def _scheduler(r: Record) -> str:
 COLUMNS = (
     Column.of("SERVICE", "service", safe=True),
     # a scheduler name comes from the kernel module that registered it
-    Column("SCHED", _scheduler, reads=("scheduler", "persistence")),
+    Column("SCHED", _scheduler, reads=("scheduler", "persistence"), priority=1),
     Column("SERVER", _server, safe=True, reads=("server_address", "server_port")),
-    Column.of("FORWARD", "forward", safe=True),
-    Column.of("WEIGHT", "weight", safe=True),
+    Column.of("FORWARD", "forward", safe=True, priority=1),
+    Column.of("WEIGHT", "weight", safe=True, priority=1),
     Column.of("ACTIVE", "active_conns", safe=True),
-    Column.of("INACTIVE", "inactive_conns", safe=True),
+    Column.of("INACTIVE", "inactive_conns", safe=True, priority=2),
 )
 
 

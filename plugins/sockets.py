@@ -285,8 +285,8 @@ def _processes(r: Record) -> str:
 COLUMNS = (
     Column.of("NETID", "netid", safe=True),
     Column.of("STATE", "state", safe=True),
-    Column.of("RECV-Q", "recv_q", safe=True),
-    Column.of("SEND-Q", "send_q", safe=True),
+    Column.of("RECV-Q", "recv_q", safe=True, priority=2),
+    Column.of("SEND-Q", "send_q", safe=True, priority=2),
     # dev is an interface name: it can hold control characters, so no safe=True
     Column("LOCAL", _local, reads=("local_address", "local_port", "dev", "v6only")),
     Column("PEER", _peer, safe=True, reads=("peer_address", "peer_port", "v6only")),

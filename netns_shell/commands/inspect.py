@@ -85,10 +85,10 @@ LINK_COLUMNS = (
     Column.of("IDX", "ifindex", safe=True),
     Column("IFNAME", _ifname),
     Column.of("STATE", "operstate"),
-    Column.of("MTU", "mtu", safe=True),
-    Column.of("MASTER", "master"),
+    Column.of("MTU", "mtu", safe=True, priority=2),
+    Column.of("MASTER", "master", priority=1),
     Column("KIND", _kind),
-    Column.of("MAC", "address", safe=True),
+    Column.of("MAC", "address", safe=True, priority=2),
     Column("ADDRESSES", _addresses),
 )
 LINK_DETAIL_COLUMNS = (*LINK_COLUMNS, Column("DETAILS", _link_details))
@@ -101,9 +101,15 @@ def _counter(side: str, key: str) -> Any:
 LINK_STATS_COLUMNS = (
     Column.of("IDX", "ifindex", safe=True),
     Column("IFNAME", _ifname),
-    Column.of("STATE", "operstate"),
+    Column.of("STATE", "operstate", priority=1),
     *(
-        Column(f"{side.upper()}-{label}", _counter(side, key), safe=True, reads=("stats64",))
+        Column(
+            f"{side.upper()}-{label}",
+            _counter(side, key),
+            safe=True,
+            reads=("stats64",),
+            priority=1 if key in ("bytes", "packets") else 0,
+        )
         for side in ("rx", "tx")
         for label, key in (
             ("BYTES", "bytes"),
@@ -154,11 +160,11 @@ ROUTE_COLUMNS = (
     Column("DST", _route_dst, safe=True, reads=("type", "dst")),
     Column("GATEWAY", _route_gateway, safe=True, reads=("gateway", "via", "nexthops")),
     Column("DEV", _route_dev, reads=("dev", "nexthops")),
-    Column.of("PROTO", "protocol"),
-    Column.of("SCOPE", "scope"),
-    Column.of("PREFSRC", "prefsrc", safe=True),
-    Column.of("METRIC", "metric", safe=True),
-    Column.of("FLAGS", "flags"),
+    Column.of("PROTO", "protocol", priority=2),
+    Column.of("SCOPE", "scope", priority=2),
+    Column.of("PREFSRC", "prefsrc", safe=True, priority=1),
+    Column.of("METRIC", "metric", safe=True, priority=2),
+    Column.of("FLAGS", "flags", priority=1),
 )
 ROUTE_TABLE_COLUMNS = (*ROUTE_COLUMNS[:3], Column.of("TABLE", "table"), *ROUTE_COLUMNS[3:])
 
@@ -172,7 +178,7 @@ NEIGH_COLUMNS = (
     Column.of("DEV", "dev"),
     Column.of("LLADDR", "lladdr", safe=True),
     Column.of("STATE", "state"),
-    Column("FLAGS", _neigh_flags, reads=("router", "proxy", "extern_learn", "offload")),
+    Column("FLAGS", _neigh_flags, reads=("router", "proxy", "extern_learn", "offload"), priority=1),
 )
 
 
@@ -186,12 +192,12 @@ def _fdb_remote(r: Record) -> str | None:
 FDB_COLUMNS = (
     Column.of("MAC", "mac", safe=True),
     Column.of("DEV", "ifname"),
-    Column.of("MASTER", "master"),
-    Column.of("VLAN", "vlan", safe=True),
+    Column.of("MASTER", "master", priority=1),
+    Column.of("VLAN", "vlan", safe=True, priority=2),
     # not safe: viaIf is an interface name
     Column("VTEP", _fdb_remote, reads=("dst", "port", "vni", "src_vni", "viaIf")),
     Column.of("STATE", "state"),
-    Column.of("FLAGS", "flags"),
+    Column.of("FLAGS", "flags", priority=1),
 )
 
 
@@ -203,9 +209,9 @@ def _ports(r: Record) -> str:
 
 BRIDGE_COLUMNS = (
     Column.of("BRIDGE", "ifname"),
-    Column.of("BRIDGE-ID", "bridge_id"),
-    Column.of("STP", "stp_state"),
-    Column.of("VLAN-FILTERING", "vlan_filtering"),
+    Column.of("BRIDGE-ID", "bridge_id", priority=2),
+    Column.of("STP", "stp_state", priority=2),
+    Column.of("VLAN-FILTERING", "vlan_filtering", priority=2),
     Column("PORTS", _ports),
 )
 

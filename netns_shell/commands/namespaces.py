@@ -38,12 +38,12 @@ NS_COLUMNS = (
     Column("", lambda r: "*" if r.get("current") else "", reads=("current",)),
     Column.of("NAME", "name"),
     Column.of("KIND", "kind"),
-    Column.of("INODE", "inode", safe=True),
-    Column.of("LINKS", "links", safe=True),
-    Column.of("NSID", "netnsid", safe=True),
-    Column("PROCESSES", _holders),
-    Column("PATH", lambda r: r["paths"][0] if r.get("paths") else None),
-    Column("NAMES", _names),
+    Column.of("INODE", "inode", safe=True, priority=2),
+    Column.of("LINKS", "links", safe=True, priority=2),
+    Column.of("NSID", "netnsid", safe=True, priority=3),
+    Column("PROCESSES", _holders, priority=2),
+    Column("PATH", lambda r: r["paths"][0] if r.get("paths") else None, priority=4),
+    Column("NAMES", _names, priority=1),
 )
 
 

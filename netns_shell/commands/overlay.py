@@ -45,7 +45,7 @@ def _row_summary(r: Record) -> str:
 
 FIND_COLUMNS = (
     Column.of("NETNS", "netns"),
-    Column("NAMES", _names, reads=NAME_LABELS),
+    Column("NAMES", _names, reads=NAME_LABELS, priority=1),
     Column.of("TABLE", "table"),
     Column.of("DEV", "dev"),
     Column("ENTRY", _row_summary),
@@ -56,8 +56,8 @@ OVERLAY_COLUMNS = (
     Column.of("IP", "ip"),  # not safe: the engine's endpoint addresses are its strings
     Column.of("PORTS", "ports"),
     Column.of("VTEP", "vtep", safe=True),
-    Column.of("CONTAINER", "container"),
-    Column.of("NODE", "node"),
+    Column.of("CONTAINER", "container", priority=1),
+    Column.of("NODE", "node", priority=2),
     Column.of("PROBLEMS", "flags"),
 )
 

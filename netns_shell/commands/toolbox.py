@@ -58,10 +58,10 @@ def _rule_action(r: Record) -> str:
 
 RULE_COLUMNS = (
     Column.of("PRIO", "priority", safe=True),
-    Column.of("FAMILY", "family", safe=True),
+    Column.of("FAMILY", "family", safe=True, priority=1),
     Column("SELECTOR", _rule_selector),
     Column("ACTION", _rule_action),
-    Column.of("PROTO", "protocol"),
+    Column.of("PROTO", "protocol", priority=2),
 )
 
 
@@ -135,13 +135,13 @@ def _traffic(r: Record) -> str | None:
 CONNTRACK_COLUMNS = (
     Column.of("PROTO", "proto", safe=True),
     Column.of("STATE", "state", safe=True),
-    Column.of("TIMEOUT", "timeout", safe=True),
+    Column.of("TIMEOUT", "timeout", safe=True, priority=2),
     Column("ORIGINAL", lambda r: _flow(r.get("original", {})), safe=True, reads=("original",)),
     Column("REPLY", lambda r: _flow(r.get("reply", {})), safe=True, reads=("reply",)),
-    Column.of("FLAGS", "flags", safe=True),
-    Column.of("NAT", "nat", safe=True),
-    Column.of("MARK", "mark", safe=True),
-    Column("ORIG/REPLY", _traffic, safe=True, reads=("original", "reply")),
+    Column.of("FLAGS", "flags", safe=True, priority=2),
+    Column.of("NAT", "nat", safe=True, priority=1),
+    Column.of("MARK", "mark", safe=True, priority=2),
+    Column("ORIG/REPLY", _traffic, safe=True, reads=("original", "reply"), priority=1),
 )
 
 
@@ -186,12 +186,12 @@ def _firewall_rule(r: Record) -> str | None:
 
 
 FIREWALL_COLUMNS = (
-    Column.of("BACKEND", "backend", safe=True),
-    Column.of("FAMILY", "family"),
+    Column.of("BACKEND", "backend", safe=True, priority=2),
+    Column.of("FAMILY", "family", priority=1),
     Column.of("TABLE", "table"),
     Column.of("CHAIN", "chain"),
     Column.of("PACKETS", "packets", safe=True),
-    Column.of("BYTES", "bytes", safe=True),
+    Column.of("BYTES", "bytes", safe=True, priority=1),
     Column("RULE", _firewall_rule, reads=("kind", "rule", "target", "hook", "prio", "policy")),
 )
 
@@ -226,7 +226,7 @@ def namespace_resolver(session: Context) -> Any:
 DNS_COLUMNS = (
     Column.of("NAME", "name"),
     Column.of("TYPE", "type", safe=True),
-    Column.of("TTL", "ttl", safe=True),
+    Column.of("TTL", "ttl", safe=True, priority=1),
     Column.of("DATA", "data"),
 )
 
