@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +36,7 @@ __all__ = [
     "Console",
     "Renderer",
     "Result",
+    "Wrapped",
     "check_columns",
     "format_cell",
     "silence_stdout",
@@ -143,6 +145,73 @@ class Result:
         return cls(message=message, status=status)
 
 
+class Wrapped(str):
+    """A line of prose that a terminal gets wrapped to its width, at spaces only.
+
+    Continuation lines are indented by `indent` columns (a usage line, an
+    example).  With `groups`, spaces inside [...], (...) and {...} do not
+    break (a usage line keeps `[--port N]` whole).  An `entry` is a term and
+    its explanation from a column on (help's command list, a command's
+    options): on a terminal too narrow for that, the explanation goes under
+    the term.  Piped, the line is written as it is, like any other.
+    """
+
+    indent: int
+    groups: bool
+    term: str | None
+    text: str
+    column: int
+
+    def __new__(cls, text: str, indent: int = 0, *, groups: bool = False) -> Wrapped:
+        line = super().__new__(cls, text)
+        line.indent, line.groups, line.term, line.text, line.column = indent, groups, None, "", 0
+        return line
+
+    @classmethod
+    def entry(cls, term: str, text: str, column: int) -> Wrapped:
+        """`term` (with its indent), then `text` from `column` on (after two spaces at least)."""
+        line = cls(f"{term:{column - 2}}  {text}")
+        line.term, line.text, line.column = term, text, column
+        return line
+
+    def wrap(self, width: int) -> list[str]:
+        """The sanitized line in lines of at most `width` columns (a longer word overflows)."""
+        if self.term is None:
+            return _wrap(for_terminal(str(self)), width, self.indent, groups=self.groups)
+        term, text = for_terminal(self.term), for_terminal(self.text)
+        if width - self.column >= _ENTRY_TEXT and len(term) <= self.column - 2:
+            return _wrap(f"{term:{self.column - 2}}  {text}", width, self.column)
+        # too narrow for two columns: the term, then its text under it
+        lead = (len(term) - len(term.lstrip(" ")) if term.strip() else 2) + 4
+        lines = _wrap(term, width, lead, groups=True) if term.strip() else []
+        return lines + _wrap(" " * lead + text, width, lead)
+
+
+#: the narrowest explanation column of an entry beside its term
+_ENTRY_TEXT = 40
+
+
+def _wrap(text: str, width: int, indent: int, *, groups: bool = False) -> list[str]:
+    """`text` broken at spaces into lines of `width`, continuations indented by `indent`."""
+    import textwrap
+
+    if groups:
+        text = _GROUP.sub(lambda m: m.group(0).replace(" ", _KEEP), text)
+    lines = textwrap.wrap(
+        text,
+        width,
+        subsequent_indent=" " * min(indent, width // 2),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return [line.replace(_KEEP, " ") for line in lines] or [""]
+
+
+#: a bracketed group of a usage line, and what stands for its spaces while wrapping
+_GROUP = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|\{[^{}]*\}")
+_KEEP = "\x00"
+
+
 def format_cell(value: Any) -> str:
     """A record value as table text: lists joined, None empty, sanitized."""
     if value is None or value == "":
@@ -246,10 +315,13 @@ class Renderer:
         out.flush()
         self._summary(result, out)
 
-    @staticmethod
-    def _lines(lines: Iterable[str], out: IO[str], *, live: bool) -> None:
+    def _lines(self, lines: Iterable[str], out: IO[str], *, live: bool) -> None:
+        width = shutil.get_terminal_size((100, 40)).columns if self.console.is_terminal else None
         for line in lines:
-            out.write(for_terminal(line) + "\n")
+            if width is not None and isinstance(line, Wrapped):
+                out.write("\n".join(line.wrap(width)) + "\n")
+            else:
+                out.write(for_terminal(line) + "\n")
             if live:
                 out.flush()  # a pipe reader sees each line as it comes, like tcpdump -l
 
