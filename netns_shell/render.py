@@ -179,7 +179,7 @@ class Wrapped(str):
         if self.term is None:
             return _wrap(for_terminal(str(self)), width, self.indent, groups=self.groups)
         term, text = for_terminal(self.term), for_terminal(self.text)
-        if width - self.column >= _ENTRY_TEXT and len(term) <= self.column - 2:
+        if width - self.column >= _ENTRY_TEXT:
             return _wrap(f"{term:{self.column - 2}}  {text}", width, self.column)
         # too narrow for two columns: the term, then its text under it
         lead = (len(term) - len(term.lstrip(" ")) if term.strip() else 2) + 4
