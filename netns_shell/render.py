@@ -371,7 +371,8 @@ class Renderer:
         note = fit.note(headers, size.columns) if fit is not None else None
         tail = ""
         if note:
-            tail = "".join(f"{DIM}{line}{NORMAL}\n" for line in wrap_text(note, size.columns))
+            dim, normal = (DIM, NORMAL) if _styled() else ("", "")
+            tail = "".join(f"{dim}{line}{normal}\n" for line in wrap_text(note, size.columns))
         more = len(first) > screen
         if not self.console.pager or not (more or head.count("\n") >= screen):
             self.console.stdout.write(head + "\n")
@@ -423,6 +424,11 @@ class Renderer:
             except OSError:
                 pass
             _wait_ignoring_interrupts(pager)
+
+
+def _styled() -> bool:
+    """Whether the terminal gets dim text: not with TERM=dumb or NO_COLOR (no-color.org)."""
+    return os.environ.get("TERM", "dumb") != "dumb" and not os.environ.get("NO_COLOR")
 
 
 def _pager_command(*, restricted: bool) -> list[str] | None:

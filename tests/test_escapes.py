@@ -31,7 +31,9 @@ VA = f"{ESC}va"
 VB = f"{ESC}vb"
 OSC_ALIAS = "\x1b]0;owned\x07\x9b2J and more"
 # what our own status line draws on a terminal (capture), the only escape we write
-_OURS = re.compile(r"\r?\x1b\[K")
+#: what netns-shell itself writes: erase-line (capture's progress), dim on/off (the note
+#: under a table fitted to the terminal)
+_OURS = re.compile(r"\r?\x1b\[K|\x1b\[[20]m")
 
 
 @pytest.fixture(scope="module")
