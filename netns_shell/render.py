@@ -373,6 +373,8 @@ class Renderer:
         if note:
             dim, normal = (DIM, NORMAL) if _styled() else ("", "")
             tail = "".join(f"{dim}{line}{normal}\n" for line in wrap_text(note, size.columns))
+            if fit is not None and fit.blocks:
+                tail = "\n" + tail  # apart from the last block, as the blocks are
         more = len(first) > screen
         if not self.console.pager or not (more or head.count("\n") >= screen):
             self.console.stdout.write(head + "\n")
