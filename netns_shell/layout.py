@@ -12,7 +12,8 @@ One policy for every table, declared per column (`render.Column.priority`):
    longest word.
 3. When even that does not fit, or a cell would wrap onto more than four
    lines, columns are hidden: the highest `priority` first (the rightmost of
-   equals); priority 0 columns are never hidden.  A hidden column comes back
+   equals); priority 0 columns are never hidden, nor a column for the sake
+   of its own tall cells.  A hidden column comes back
    when it fits beside the others after all, unless a column of a lower
    priority number stays hidden.  A dim line under the table names the
    hidden columns.
@@ -136,53 +137,52 @@ def fit_widths(
         return None
     floor = [max([len(h)] + [longest_word(row[i]) for row in cells]) for i, h in enumerate(headers)]
 
-    def fits(columns: Sequence[int]) -> bool:
-        return sum(floor[i] for i in columns) + _GAP * (len(columns) - 1) <= width
-
-    def layout(columns: Sequence[int]) -> tuple[int, ...] | None:
-        """The widths of `columns`, or None when they cannot fit or make rows too tall."""
+    def layout(columns: Sequence[int]) -> tuple[tuple[int, ...] | None, int, set[int]]:
+        """(the widths of `columns` or None when they cannot fit, the height of the
+        tallest row, the columns that make a row taller than _TALL)."""
         if sum(floor[i] for i in columns) + _GAP * (len(columns) - 1) > width:
-            return None
+            return None, 0, set()
         caps = _share(
             [natural[i] for i in columns],
             [floor[i] for i in columns],
             width - _GAP * (len(columns) - 1),
         )
+        height, tall = 1, set()
         for i, cap in zip(columns, caps, strict=True):
-            if cap < natural[i] and any(len(wrap_text(row[i], cap)) > _TALL for row in cells):
-                return None
-        return caps
+            if cap < natural[i]:
+                lines = max(len(wrap_text(row[i], cap)) for row in cells)
+                height = max(height, lines)
+                if lines > _TALL:
+                    tall.add(i)
+        return caps, height, tall
 
     shown = list(range(count))
     hidden: list[int] = []
-    caps = layout(shown)
-    while caps is None:
-        optional = [i for i in shown if priorities[i] > 0]
+    caps, height, tall = layout(shown)
+    while caps is None or tall:
+        # hidden to make room: never a column for its own tall cells (they would go too)
+        optional = [i for i in shown if priorities[i] > 0 and i not in tall]
         if not optional:
-            if fits(shown):  # too tall, but nothing left to hide: tall rows it is
-                caps = _share(
-                    [natural[i] for i in shown],
-                    [floor[i] for i in shown],
-                    width - _GAP * (len(shown) - 1),
-                )
-                break
-            return Fit(blocks=True)
+            if caps is None:
+                return Fit(blocks=True)
+            break  # tall rows, but nothing else to give them room
         victim = max(optional, key=lambda i: (priorities[i], i))
         shown.remove(victim)
         hidden.append(victim)
-        caps = layout(shown)
+        caps, height, tall = layout(shown)
     # hiding a wide column may have left room for a narrow one, but a column never shows
     # while one of a lower priority number stays hidden
     blocked = None
     for i in sorted(hidden, key=lambda i: (priorities[i], i)):
         if blocked is not None and priorities[i] > blocked:
             break
-        wider = layout(sorted([*shown, i]))
-        if wider is None:
+        wider, taller, _ = layout(sorted([*shown, i]))
+        if wider is None or taller > max(height, _TALL):
             blocked = priorities[i]
         else:
-            shown, caps = sorted([*shown, i]), wider
+            shown, caps, height = sorted([*shown, i]), wider, taller
             hidden.remove(i)
+    assert caps is not None
     return Fit(tuple(shown), caps, tuple(hidden))
 
 

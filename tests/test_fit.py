@@ -234,7 +234,9 @@ def test_fit_hides_the_highest_priority_first_and_says_so():
     assert fit is not None and fit.hidden == (3,)  # PATH (2) before NOTE (1)
     assert fit.note(HEADERS, 80) == "(hidden at 80 columns: PATH; widen or pipe to see all)"
     assert sum(fit.caps) + 2 * (len(fit.shown) - 1) <= 80
-    fit = fit_widths([ROW], HEADERS, 70, [0, 0, 0, 2, 1])
+    fit = fit_widths([ROW], HEADERS, 70, [0, 0, 0, 2, 1])  # NOTE wraps tall, but shows
+    assert fit is not None and fit.hidden == (3,) and fit.shown == (0, 1, 2, 4)
+    fit = fit_widths([ROW], HEADERS, 64, [0, 0, 0, 2, 1])
     assert fit is not None and set(fit.hidden) == {3, 4} and fit.shown == (0, 1, 2)
 
 
@@ -266,3 +268,16 @@ def test_fit_hides_to_keep_rows_short():
     fit = fit_widths([row], headers, 60, [0, 2, 2, 1])
     assert fit is not None and fit.hidden and 3 not in fit.hidden
     assert len(fit.cell_lines(row)) <= 4
+
+
+def test_fit_does_not_hide_a_column_for_its_own_tall_cells():
+    """`ns` with stale files: their long remark in NAMES is tall even alone beside a long
+    NAME; NAMES stays (the short container names of other rows with it), other optional
+    columns go first."""
+    headers = ["NAME", "KIND", "INODE", "NAMES"]
+    rows = [
+        ["nstswarm-26957-40b49f/n1:ingress_sbox", "docker ingress", "4026533614", "ingress"],
+        ["060f3a87ebd7", "broken", "", " ".join(["remark"] * 40)],
+    ]
+    fit = fit_widths(rows, headers, 80, [0, 0, 2, 1])
+    assert fit is not None and fit.hidden == (2,) and 3 in fit.shown
