@@ -58,3 +58,10 @@ def test_help_use_says_container_network_and_pod_names_work():
     run = netns_shell("-c", "help use")
     text = " ".join(run.stdout.split())
     assert "Docker container" in text and "Docker network" in text and "pod" in text
+
+
+@pytest.mark.parametrize("line, key", [("clear", "Ctrl-L"), ("history", "Ctrl-R")])
+def test_what_other_shells_type_for_a_key_names_the_key(line, key):
+    run = netns_shell("-c", line)
+    assert run.status == 2
+    assert key in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr

@@ -68,6 +68,13 @@ _PROGRAMS = {
     "drill": "dns",
 }
 
+#: what a key of the prompt does, for the commands other shells have for it
+_KEYS = {
+    "clear": "Ctrl-L clears the screen",
+    "cls": "Ctrl-L clears the screen",
+    "history": "Up/Down and Ctrl-R search the history",
+}
+
 
 def iproute2_habit(name: str, rest: Sequence[str] = ()) -> str | None:
     """The command for an iproute2 (or ss, tcpdump...) habit such as `ip a`, or None."""
@@ -183,6 +190,8 @@ class Registry:
                     f"unknown command '{name}'; did you mean '{habit}'? "
                     f"(for `{typed}`, use '{habit}' here)"
                 )
+            if name in _KEYS:
+                raise UsageError(f"unknown command '{name}'; {_KEYS[name]}")
             hint = self.suggest(name)
             extra = f"; did you mean '{hint}'?" if hint else "; type 'help' for the list"
             raise UsageError(f"unknown command '{name}'{extra}")
