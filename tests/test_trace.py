@@ -11,7 +11,11 @@ real ping whose fate the kernel decides).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tests.conftest import bridge_json, ip_json, netns_shell
 
@@ -277,12 +281,75 @@ def test_forwarding_disabled_where_it_is_needed(fresh_lab):
     assert ping(lab, "c1", routed).returncode == 0
 
 
+@contextmanager
+def tcpdump(path: str, expression: str) -> Iterator[list[str]]:
+    """tcpdump -i any in the namespace file `path` during the block (the oracle of what was
+    really sent); afterwards the list holds one line per packet it captured."""
+    with tempfile.TemporaryDirectory() as tmp:
+        pcap = os.path.join(tmp, "oracle.pcap")
+        proc = subprocess.Popen(
+            ["nsenter", f"--net={path}", "tcpdump", "-i", "any", "-nn", "-U",
+             "--immediate-mode", "-w", pcap, expression],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        packets: list[str] = []
+        try:
+            assert proc.stderr is not None
+            for said in proc.stderr:  # "data link type ...", then "listening on ..."
+                if "listening on" in said:
+                    break
+            yield packets
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        read = subprocess.run(["tcpdump", "-nn", "-r", pcap], capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        packets += read.stdout.splitlines()
+
+
 def test_usage_errors_exit_2(lab):
     run = netns_shell("-c", f"trace --from {lab.name('c1')} 10.0.9.3 --port 80")
     assert run.status == 2 and "--port needs --proto" in run.stderr
-    run = netns_shell("-c", f"trace --from {lab.name('c1')} no-such-container")
-    assert run.status == 2 or run.status == 1
-    assert run.stderr
+
+
+def test_bad_input_exits_2_with_one_line_never_1_dropped(lab):
+    """1 means "dropped": a trace that cannot even start says why in one line and exits 2."""
+    c1 = lab.name("c1")
+    cases = {
+        "trace --from no-such-ns-4711 10.0.9.3": "no namespace named 'no-such-ns-4711'",
+        f"trace --from {c1} 999.1.1.1": "'999.1.1.1' is not an IP address",
+        f"trace --from {c1} 10.0.9": "'10.0.9' is not an IP address",
+        f"trace --from {c1} no-such-container-4711": "no namespace named 'no-such-container",
+    }
+    for line, said in cases.items():
+        run = netns_shell("-c", line)
+        assert run.status == 2, (line, run.stderr)
+        assert run.stdout == "" and said in run.stderr, (line, run.stderr)
+        assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+        assert run.stderr.startswith("netns-shell: trace: "), run.stderr
+    run = netns_shell("--json", "-c", line)
+    assert run.status == 2 and run.stdout == ""
+
+
+def test_read_only_refuses_probe_but_traces(lab):
+    """--probe sends packets: refused under --read-only (tcpdump in c1 sees none); the
+    static trace sends nothing and still works."""
+    c2 = lab.members[1]
+    with tcpdump(lab.path("c1"), f"icmp and host {c2.ip}") as sent:
+        run = netns_shell("--read-only", "-c", f"trace --from {lab.name('c1')} {c2.ip} --probe")
+    assert run.status == 2 and run.stdout == "", run.stdout
+    assert run.stderr.strip() == (
+        "netns-shell: trace: --probe sends packets: disabled in --read-only mode"
+    )
+    assert sent == []
+    with tcpdump(lab.path("c1"), f"icmp and host {c2.ip}") as sent:
+        run = netns_shell("--read-only", "-c", f"trace --from {lab.name('c1')} {c2.ip}")
+    assert run.status == 0 and "delivered to" in run.stdout, run.stderr
+    assert sent == []
+    # the oracle sees a probe when one is sent (outside --read-only)
+    with tcpdump(lab.path("c1"), f"icmp and host {c2.ip}") as sent:
+        run = netns_shell("-c", f"trace --from {lab.name('c1')} {c2.ip} --probe")
+    assert run.status == 0 and len([p for p in sent if "echo request" in p]) >= 2, sent
 
 
 def test_udp_4789_dropped_leaving_the_underlay(fresh_lab):

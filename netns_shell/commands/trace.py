@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -73,12 +74,18 @@ def _inspected(container: str, nodes: list[OverlayNode]) -> Iterator[dict[str, A
         yield mapping(info)
 
 
+#: what can only be meant as an address: digits and dots (or slashes), or hex and colons
+_ADDRESS_LIKE = re.compile(r"[0-9./]*\.[0-9./]*|[0-9a-fA-F:]*:[0-9a-fA-F:]*:[0-9a-fA-F:]*")
+
+
 def _destination(session: Context, text: str, nodes: list[OverlayNode]) -> str:
     """An IP address as given, or the address of a container (asked from every node)."""
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
+    if _ADDRESS_LIKE.fullmatch(text):
+        raise TraceError(f"trace: {text!r} is not an IP address")
     from ..docker import mapping
     from ..docker import text as docker_text
 
@@ -88,9 +95,14 @@ def _destination(session: Context, text: str, nodes: list[OverlayNode]) -> str:
                 return str(ipaddress.ip_address(docker_text(mapping(net).get("IPAddress"))))
             except ValueError:
                 continue
+    from ..errors import NamespaceError
     from ..netlink.links import list_links
 
-    with session.catalogue.resolve(text) as ns:
+    try:
+        ns = session.catalogue.resolve(text)
+    except NamespaceError as exc:
+        raise TraceError(f"trace: {text!r} is not an IP address; {exc}") from exc
+    with ns:
         for link in list_links(ns):
             for a in link.get("addr_info", ()):
                 if a.get("family") == "inet" and a.get("scope") == "global":
@@ -143,6 +155,21 @@ def overall(hops: list[Record]) -> str:
 
 
 def trace(session: Context, args: dict[str, Any]) -> Result:
+    """Exit status 0 delivered, 1 dropped, 2 for anything else: every failure of the trace
+    itself (bad input, a namespace that cannot be opened) is 2, never 1 ("dropped")."""
+    if args["probe"] and session.read_only:
+        # a state-changing option of an otherwise read-only command, refused here the way the
+        # session refuses whole commands with `changes_state` (ping, tcping, ...)
+        raise UsageError("trace: --probe sends packets: disabled in --read-only mode")
+    try:
+        return _trace(session, args)
+    except NetnsShellError as exc:
+        if exc.exit_status != 1:  # 2 already, or a warning
+            raise
+        raise TraceError(str(exc)) from exc
+
+
+def _trace(session: Context, args: dict[str, Any]) -> Result:
     from ..trace import Tracer, TraceRequest
 
     specs = args["nodes"]
