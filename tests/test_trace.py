@@ -104,17 +104,21 @@ def test_neighbour_to_a_wrong_mac(fresh_lab):
     assert ping(lab, "c1", c2.ip).returncode != 0  # the kernel agrees: it dies
     run, hops = trace(lab, c2.ip)
     assert run.status == 1
-    assert hops[0]["lladdr"] == wrong
+    # named at the hop whose neighbour it is: the entry, the MAC it holds, c2's real one
     dead = last(hops)
-    assert (dead["netns"], dead["step"], dead["reason"]) == (
-        lab.name("ovl"),
-        "bridge",
-        "neigh-wrong-mac",
-    )
-    assert c2.mac in dead["evidence"] and wrong in dead["evidence"]
+    assert (dead["hop"], dead["netns"], dead["step"], dead["reason"], dead["lladdr"]) == (
+        1, lab.name("c1"), "route", "neigh-wrong-mac", wrong,
+    )  # fmt: skip
+    evidence = dead["evidence"]
+    assert f"neighbour entry {c2.ip} lladdr {wrong} dev eth0 in {lab.name('c1')}" in evidence
+    assert f"{c2.ip} is on eth0 in {lab.name('c2')}, MAC {c2.mac}" in evidence
+    # the kernel still sends it to ovl's bridge, which has no port for that MAC
+    [past] = dead["beyond"]
+    assert (past["netns"], past["step"], past["verdict"]) == (lab.name("ovl"), "bridge", "dropped")
     run, hops = trace(lab, c2.ip, "--probe")
-    assert seen(hops) == [True, True] and last(hops)["probe_agrees"]
-    assert f"it dies inside local {lab.name('ovl')} (hop 2)" in last(hops)["probe"]
+    assert seen(hops) == [True] and last(hops)["probe_agrees"]
+    assert last(hops)["beyond"][0]["seen"]
+    assert f"it dies inside local {lab.name('ovl')} (hop 2, bridge)" in last(hops)["probe"]
     assert "NO_TX_TARGET at vxlan_xmit" in last(hops)["kfree_skb"]  # flooded to vxlan0
 
 

@@ -18,7 +18,16 @@ import pytest
 
 from netns_shell.engine_view import overlay_mac
 from tests.conftest import netns_shell
-from tests.swarmenv import engine_oracle, fdb_oracle, in_overlay, nodes_option, remote_tasks
+from tests.swarmenv import (
+    engine_oracle,
+    fdb_oracle,
+    in_overlay,
+    neigh_oracle,
+    nodes_option,
+    remote_tasks,
+    run_check,
+)
+from tests.test_trace import tcpdump
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("swarm")]
 
@@ -34,10 +43,11 @@ def env_of(swarm) -> dict[str, str]:
     return {"NETNS_SHELL_PATH": ":".join(n.netns_dir for n in swarm.nodes)}
 
 
-def trace(swarm, dest: str, *extra: str, nodes: str | None = None):
+def trace(swarm, dest: str, *extra: str, nodes: str | None = None, source: str = "n1"):
+    """`trace --json` from the container pinned on node `source` (c1 on n1 by default)."""
     env = env_of(swarm)
     nodes = nodes or nodes_option(swarm)
-    line = " ".join(["trace", "--from", swarm.containers["n1"], dest, "--nodes", nodes, *extra])
+    line = " ".join(["trace", "--from", swarm.containers[source], dest, "--nodes", nodes, *extra])
     run = netns_shell("--json", "-c", line, env=env, timeout=60)
     assert run.stdout, run.stderr
     return run, run.json
@@ -67,9 +77,9 @@ def ip_j(path: str, *argv: str) -> list:
     return json.loads(in_ns(path, "ip", "-j", *argv) or "[]")
 
 
-def probe(swarm, dest: str, *extra: str):
+def probe(swarm, dest: str, *extra: str, source: str = "n1"):
     """`trace --probe`; the hops, each with `seen`, and the probe's summary on the last."""
-    run, hops = trace(swarm, dest, *extra, "--probe")
+    run, hops = trace(swarm, dest, *extra, "--probe", source=source)
     assert "probe" in hops[-1], run.stdout
     return run, hops
 
@@ -78,11 +88,11 @@ def seen(hops: list[dict]) -> list:
     return [h.get("seen") for h in hops]
 
 
-def ping_from_c1(swarm, ip: str) -> int:
-    n1 = swarm.nodes[0]
+def ping_from_c1(swarm, ip: str, source: str = "n1") -> int:
+    node = next(n for n in swarm.nodes if n.name == source)
     done = subprocess.run(
-        ["docker", "-H", n1.endpoint, "exec", swarm.containers["n1"], "ping", "-c", "1", "-W",
-         "1", ip], capture_output=True, text=True, timeout=30,
+        ["docker", "-H", node.endpoint, "exec", swarm.containers[source], "ping", "-c", "1",
+         "-W", "1", ip], capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     return done.returncode
 
@@ -139,10 +149,26 @@ def test_wrong_vtep(swarm):
         )
         assert n2.addr in dead["evidence"]
         assert ping_from_c1(swarm, ip) != 0
-        run, hops = probe(swarm, ip)
-        # the probe leaves n1's overlay for n3, off the path: it dies past hop 3
-        assert run.status == 1 and seen(hops) == [True, True, True]
-        assert "last seen at hop 3" in hops[-1]["probe"] and hops[-1]["probe_agrees"]
+        # past the verdict, the kernel sends it to n3, where it dies (no port for c2's MAC)
+        beyond = dead["beyond"]
+        assert beyond[0]["step"] == "underlay" and beyond[0]["vtep"] == n3.addr
+        assert {h["node"] for h in beyond[1:]} == {"n3"}
+        assert beyond[-1]["verdict"] == "dropped" and beyond[-1]["reason"] == "wrong-vtep"
+        assert f"places {mac} at VTEP {n2.addr}" in beyond[-1]["evidence"]
+        # --probe, with tcpdump on n3 as the oracle: the probes arrive there, encapsulated
+        outer = f"udp port 4789 and src host {n1.addr} and dst host {n3.addr}"
+        with tcpdump(n3.netns_path, outer) as on_n3:
+            run, hops = probe(swarm, ip)
+        arrived = [p for p in on_n3 if f"> {ip}: ICMP echo request" in p]
+        assert len(arrived) >= 2, on_n3
+        dead = hops[-1]
+        assert run.status == 1 and seen(hops) == [True, True, True] and dead["probe_agrees"]
+        assert all(h["seen"] for h in dead["beyond"]), dead["beyond"]
+        end = dead["beyond"][-1]
+        said = dead["probe"]
+        assert f"last seen at hop {end['hop']} (n3 {end['netns']}), past hop 3" in said
+        assert f"it dies inside n3 {end['netns']} (hop {end['hop']}, bridge): wrong-vtep" in said
+        assert "it dies inside n1" not in said
     finally:
         in_overlay(swarm, n1, "bridge", "fdb", "replace", mac, "dev", "vxlan0", "dst", n2.addr,
                    "self", "permanent")  # fmt: skip
@@ -235,16 +261,19 @@ def test_neighbour_to_a_wrong_mac_in_the_source_container(swarm):
         assert ping_from_c1(swarm, ip) != 0
         run, hops = trace(swarm, ip)
         assert run.status == 1, run.stdout
-        assert hops[0]["lladdr"] == wrong
         dead = hops[-1]
         overlay = os.path.basename(swarm.overlay_ns(n1))
-        assert (dead["node"], dead["netns"], dead["step"], dead["reason"]) == (
-            "n1", overlay, "bridge", "neigh-wrong-mac",
+        assert (dead["node"], dead["netns"], dead["step"], dead["reason"], dead["lladdr"]) == (
+            "n1", os.path.basename(c1), "route", "neigh-wrong-mac", wrong,
         )  # fmt: skip
-        assert overlay_mac(ip) in dead["evidence"] and wrong in dead["evidence"]
+        assert f"neighbour entry {ip} lladdr {wrong} dev eth0" in dead["evidence"]
+        assert f"the engine of n1 gives {ip}" in dead["evidence"]
+        assert f"MAC {overlay_mac(ip)}" in dead["evidence"]
+        [past] = dead["beyond"]  # the kernel still sends it to n1's overlay bridge
+        assert (past["netns"], past["step"], past["verdict"]) == (overlay, "bridge", "dropped")
         run, hops = probe(swarm, ip)
-        assert seen(hops) == [True, True] and hops[-1]["probe_agrees"]
-        assert f"it dies inside n1 {overlay} (hop 2)" in hops[-1]["probe"]
+        assert seen(hops) == [True] and hops[-1]["probe_agrees"]
+        assert f"it dies inside n1 {overlay} (hop 2, bridge)" in hops[-1]["probe"]
         assert "NO_TX_TARGET at vxlan_xmit" in hops[-1]["kfree_skb"]  # flooded to vxlan0
     finally:
         in_ns(c1, "ip", "neigh", "del", ip, "dev", "eth0", check=False)
@@ -403,3 +432,56 @@ def test_forwarding_off_everywhere_on_the_overlay_path_is_no_alarm(swarm):
     finally:
         for path, value in before.items():
             in_ns(path, "sysctl", "-qw", f"net.ipv4.ip_forward={value}", check=False)
+
+
+def test_vxlan_neighbour_to_a_wrong_mac_is_named(swarm):
+    """n2's vxlan0 answers ARP for c1 with a wrong MAC: the verdict names that entry, the
+    MAC it holds and the one the engine gives c1, at the hop whose neighbour it is."""
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, _ = sandbox(swarm, n1)
+    _, c2 = sandbox(swarm, n2)
+    right = overlay_mac(ip)
+    wrong = right[:-2] + ("99" if not right.endswith("99") else "98")
+    overlay = os.path.basename(swarm.overlay_ns(n2))
+    in_overlay(swarm, n2, "ip", "neigh", "replace", ip, "lladdr", wrong, "dev", "vxlan0",
+               "nud", "permanent")  # fmt: skip
+    in_ns(c2, "ip", "neigh", "del", ip, "dev", "eth0", check=False)  # c2 asks ARP afresh
+    try:
+        assert neigh_oracle(swarm, n2)[ip]["lladdr"] == wrong
+        info = json.loads(n1.docker("inspect", swarm.containers["n1"]))[0]
+        assert info["NetworkSettings"]["Networks"][swarm.network]["MacAddress"] == right
+        checked = run_check(swarm, first=n2)
+        assert ("mac-ip-mismatch", ip, wrong) in [(f["kind"], f.get("ip"), f.get("mac"))
+                                                   for f in checked.json]  # fmt: skip
+        run, hops = trace(swarm, ip, source="n2")
+        assert run.status == 1, run.stdout
+        dead = hops[-1]
+        assert (dead["node"], dead["netns"], dead["step"], dead["reason"], dead["lladdr"]) == (
+            "n2", os.path.basename(c2), "route", "neigh-wrong-mac", wrong,
+        )  # fmt: skip
+        evidence = dead["evidence"]
+        assert f"neighbour entry {ip} lladdr {wrong} dev vxlan0 in {overlay}" in evidence
+        assert f"the engine of n2 gives {ip}" in evidence and f"MAC {right}" in evidence
+        # the kernel agrees: c2's ping dies, and its ARP learnt the wrong MAC from vxlan0
+        assert ping_from_c1(swarm, ip, source="n2") != 0
+        assert {n["dst"]: n.get("lladdr") for n in ip_j(c2, "neigh", "show", "dev", "eth0")}[
+            ip
+        ] == wrong
+        run, hops = trace(swarm, ip, source="n2")  # now c2's own entry holds the wrong MAC
+        assert hops[-1]["reason"] == "neigh-wrong-mac" and wrong in hops[-1]["evidence"]
+        assert f"{ip} lladdr {wrong} dev vxlan0 in {overlay}" in hops[-1]["evidence"]
+        # past hop 1 the kernel sends it into n2's overlay, where nothing has that MAC
+        beyond = hops[-1]["beyond"]
+        assert (beyond[-1]["node"], beyond[-1]["netns"], beyond[-1]["verdict"]) == (
+            "n2", overlay, "dropped",
+        )  # fmt: skip
+        with tcpdump(swarm.overlay_ns(n2), f"icmp and dst host {ip}") as in_overlay_ns:
+            run, hops = probe(swarm, ip, source="n2")
+        assert len([p for p in in_overlay_ns if "echo request" in p]) >= 2, in_overlay_ns
+        dead = hops[-1]
+        assert seen(hops) == [True] and dead["probe_agrees"]
+        assert f"it dies inside n2 {overlay}" in dead["probe"]
+    finally:
+        in_overlay(swarm, n2, "ip", "neigh", "replace", ip, "lladdr", right, "dev", "vxlan0",
+                   "nud", "permanent")  # fmt: skip
+        in_ns(c2, "ip", "neigh", "del", ip, "dev", "eth0", check=False)

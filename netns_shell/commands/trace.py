@@ -200,6 +200,10 @@ def _trace(session: Context, args: dict[str, Any]) -> Result:
 
     def summary() -> list[str]:
         lines = [overall(hops)]
+        beyond = hops[-1].get("beyond") or []
+        if beyond:
+            lines.append(f"past hop {hops[-1]['hop']} the kernel still sends it on:")
+            lines += [_line(hop) for hop in beyond]
         lines += [f"probe: {hops[-1]['probe']}"] if hops[-1].get("probe") else []
         lines += [hops[-1]["kfree_skb"]] if hops[-1].get("kfree_skb") else []
         return lines

@@ -20,7 +20,11 @@ what the kernel would do with the packet, one decision per hop:
 
 Each hop is a record (see records.HopLog); the last one carries the overall verdict:
 `delivered`, `dropped` (with a stable `reason`) or `unknown` (the path
-leaves what this shell can see, or a node does not answer).
+leaves what this shell can see, or a node does not answer).  A drop judged on
+what the engines or the destination say, while the kernel still sends the
+packet on (a neighbour to a MAC that is not the destination's, an FDB entry to
+another VTEP than the engine's), also gets `beyond`: the hops the kernel
+really takes it on, from a second walk without those judgements.
 
 Modules: records (the request and the hop records), places (the namespaces
 on the path and their names), routing, links, bridge, underlay (one step of

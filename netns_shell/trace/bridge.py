@@ -172,7 +172,10 @@ class BridgeWalk(Places):
             )
         evidence = f"no FDB entry for {frame.mac} on {name} and no flood target has it"
         reason = "no-fdb"
-        if frame.next_ip and frame.mac_from:
+        sent_back = self._sent_here_by_mistake(place, in_port, frame)
+        if sent_back:
+            reason, evidence = "wrong-vtep", f"{evidence}; {sent_back}"
+        elif frame.next_ip and frame.mac_from:
             owner = self._segment_owner(place, place.link(name), frame.next_ip)
             if owner is not None and owner[0].lower() != (frame.mac or "").lower():
                 reason = "neigh-wrong-mac"
@@ -182,4 +185,20 @@ class BridgeWalk(Places):
                 )
         self._drop(
             place, "bridge", f"{name}: no fdb entry for {frame.mac}", reason, evidence, iif=iif
+        )
+
+    def _sent_here_by_mistake(self, place: Place, in_port: Record | None, frame: Frame) -> str:
+        """On a receiving node: the frame came in by a vxlan port whose own FDB places the MAC
+        at another VTEP (the sender's FDB sent it to the wrong node); "" otherwise."""
+        if in_port is None or not frame.from_vtep:
+            return ""
+        if in_port.get("linkinfo", {}).get("info_kind") != "vxlan":
+            return ""
+        mac = (frame.mac or "").lower()
+        entry = self._vxlan_dst(place, in_port, mac)
+        if entry is None or entry.get("mac", "").lower() != mac:
+            return ""
+        return (
+            f"this node's {in_port.get('ifname')} places {mac} at VTEP {entry.get('dst')}: "
+            f"the sender ({frame.from_vtep}) sent it to the wrong node"
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..discovery import NAME_LABELS, NamespaceEntry
 from ..docker import DockerError, DockerNames
-from ..engine_view import OverlayNode
+from ..engine_view import EngineView, OverlayNode
 from ..namespace import NetNamespace
 from ..netlink.core import NetlinkSocket
 from ..netlink.links import list_links
@@ -89,10 +89,22 @@ class Places(HopLog):
     that each module can call the others.
     """
 
-    def __init__(self, entries: list[NamespaceEntry], nodes: list[OverlayNode] | None = None):
+    def __init__(
+        self,
+        entries: list[NamespaceEntry],
+        nodes: list[OverlayNode] | None = None,
+        *,
+        judge: bool = True,
+    ):
         super().__init__()
         self.entries = entries
         self.nodes = list(nodes or [])
+        #: whether to drop a packet the kernel still sends on, on what the engines or the
+        #: destination say (a neighbour to a MAC that is not the destination's, an FDB entry
+        #: to another VTEP than the engine's); False: follow the kernel only
+        self.judge = judge
+        #: set when the walk ended on such a judgement
+        self.judged = False
         self._places: list[Place] = []
         self._resolver = PeerResolver(entries)
         self._names: dict[str, DockerNames | None] = {}  # node -> what its engine names
@@ -187,7 +199,22 @@ class Places(HopLog):
     def _check_link(self, place: Place, step: str, link: Record, what: str) -> None:
         raise NotImplementedError
 
-    def _segment_owner(self, place: Place, out: Record, ip: str) -> tuple[str, str] | None:
+    def _segment_owner(self, place: Place, out: Record, ip: str) -> tuple[str, str, str] | None:
+        raise NotImplementedError
+
+    def _view_for(self, place: Place) -> EngineView | None:
+        raise NotImplementedError
+
+    def _judge_neighbour(
+        self,
+        place: Place,
+        step: str,
+        out: Record,
+        ip: str,
+        neighbour: Record,
+        asked: str,
+        iif: str | None,
+    ) -> None:
         raise NotImplementedError
 
     def _check_link(self, place: Place, step: str, link: Record, what: str) -> None:

@@ -56,8 +56,11 @@ def probe_path(
         return hops
     marker = secrets.token_bytes(16)
     ident = int.from_bytes(marker[:2], "big")
+    # where the kernel really sends it past a judgement (Tracer.trace): captured as well
+    beyond = hops[-1].get("beyond") or []
+    walked = hops + beyond
     paths = []
-    for hop in hops:
+    for hop in walked:
         if hop.get("path") and hop["path"] not in paths:
             paths.append(hop["path"])
     started = time.monotonic()
@@ -70,21 +73,23 @@ def probe_path(
         for handle in captures.values():
             if handle is not None:
                 handle.close()
-    for hop in hops:
+    for hop in walked:
         if hop.get("path") in captures and captures[hop["path"]] is not None:
             hop["seen"] = seen.get(hop["path"], 0) > 0
-    last_seen = next((h for h in reversed(hops) if h.get("seen")), None)
-    first_missing = next((h for h in hops if h.get("seen") is False), None)
+    last_seen = next((h for h in reversed(walked) if h.get("seen")), None)
+    first_missing = next((h for h in walked if h.get("seen") is False), None)
     summary = f"sent {_PROBES} x {request.size} B with DF: {sent}"
     if last_seen is not None:
         summary += f"; last seen at hop {last_seen['hop']} ({_where(last_seen)})"
+        if any(last_seen is h for h in beyond):
+            summary += f", past hop {hops[-1]['hop']}"
     else:
         summary += "; seen nowhere"
     if first_missing is not None:
         summary += f"; first missing at hop {first_missing['hop']} ({_where(first_missing)})"
     elif last_seen is not None:
         summary += "; seen at every hop"
-    summary += _agreement(hops[-1], first_missing)
+    summary += _agreement(hops[-1], first_missing, beyond)
     unopened = [p for p, h in captures.items() if h is None]
     if unopened:
         summary += f"; no capture in {', '.join(os.path.basename(p) for p in unopened)}"
@@ -94,10 +99,27 @@ def probe_path(
     return hops
 
 
-def _agreement(dead: Record, first_missing: Record | None) -> str:
-    """Where the probe died against where the static trace drops it (sets `probe_agrees`)."""
+def _agreement(dead: Record, first_missing: Record | None, beyond: list[Record]) -> str:
+    """Where the probe died against where the static trace drops it (sets `probe_agrees`).
+
+    With `beyond` (the trace drops it on a judgement, the kernel still sends it on) the
+    probe is followed on that way: where it went, and why it dies there."""
     if dead["verdict"] != "dropped" or "seen" not in dead:
         return ""
+    if beyond and dead["seen"]:
+        end = beyond[-1]
+        past = f"; past hop {dead['hop']}, where the trace drops it, the kernel still sent it on"
+        if first_missing is None and end.get("seen"):
+            dead["probe_agrees"] = True
+            if end["verdict"] == "dropped":
+                return (
+                    f"{past}: it dies inside {_where(end)} (hop {end['hop']}, {end['step']}): "
+                    f"{end.get('reason')}: {end.get('evidence', '')}"
+                )
+            return f"{past}: it ends at {_where(end)} (hop {end['hop']}): {end['verdict']}"
+        if first_missing is not None and first_missing["hop"] > dead["hop"]:
+            dead["probe_agrees"] = True
+            return f"{past}: missing from hop {first_missing['hop']} on"
     if dead["seen"] and first_missing is None:
         dead["probe_agrees"] = True
         return f"; it dies inside {_where(dead)} (hop {dead['hop']}), where the trace drops it"

@@ -16,6 +16,7 @@ import errno
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 
 from ..netlink.neighbours import list_neighbours
 from ..netlink.routes import route_lookup
@@ -81,6 +82,7 @@ class RoutingWalk(Places):
         next_ip = route.get("gateway") or pkt.dst
         frame.next_ip = next_ip
         neighbour = self._neighbour(place, step, out, next_ip, asked)
+        self._judge_neighbour(place, step, out, next_ip, neighbour, asked, iif)
         frame.mac = neighbour.get("lladdr")
         frame.mac_from = (
             f"neighbour {next_ip} lladdr {frame.mac} dev {out.get('ifname')} in {place.netns}"
@@ -183,7 +185,10 @@ class RoutingWalk(Places):
                     f"{ip} dev {dev} {'/'.join(states)}: nobody answered ARP",
                     oif=dev,
                 )
-            return {"lladdr": entry.get("lladdr"), "text": text}
+            culprit = (
+                f"the neighbour entry {ip} lladdr {entry.get('lladdr')} dev {dev} in {place.netns}"
+            )
+            return {"lladdr": entry.get("lladdr"), "text": text, "culprit": culprit}
         owner = self._segment_owner(place, out, ip)
         info = out.get("linkinfo", {})
         if owner is None and info.get("info_kind") == "vxlan":
@@ -215,10 +220,14 @@ class RoutingWalk(Places):
         return {
             "lladdr": owner[0],
             "text": f"no neigh {ip} yet: ARP resolves to {owner[0]} ({owner[1]})",
+            "culprit": owner[2],
+            "resolved": True,  # by what answers ARP on the segment, not an entry here
         }
 
-    def _segment_owner(self, place: Place, out: Record, ip: str) -> tuple[str, str] | None:
-        """(MAC, where) of the interface holding `ip` on the segment behind `out`."""
+    def _segment(self, place: Place, out: Record) -> Iterator[tuple[Place, Record, bool]]:
+        """(place, link, arrived) of every device on the layer-2 segment behind `out`
+        (`arrived`: a frame sent by `out` arrives on it); sets `_opaque` when the segment
+        goes on beyond what this shell sees."""
         seen: set[tuple[int, int, str]] = set()
         self._opaque = False
         todo: list[tuple[Place, Record, bool]] = [(place, out, False)]
@@ -228,15 +237,8 @@ class RoutingWalk(Places):
             if key in seen:
                 continue
             seen.add(key)
-            if arrived and any(a.get("local") == ip for a in link.get("addr_info", ())):
-                return link.get("address", ""), f"{link.get('ifname')} in {here.netns}"
+            yield here, link, arrived
             kind = link.get("linkinfo", {}).get("info_kind")
-            if kind == "vxlan" and link.get("linkinfo", {}).get("info_data", {}).get("proxy"):
-                # the vxlan device answers ARP itself from its neighbour table (Docker's)
-                entries = list_neighbours(here.ns, dev=link["ifname"], sock=here.sock)
-                entry = next((e for e in entries if e.get("dst") == ip), None)
-                if entry is not None and entry.get("lladdr"):
-                    return entry["lladdr"], f"proxy ARP of {link['ifname']} in {here.netns}"
             if link.get("master") and arrived:
                 bridge = here.link(link["master"])
                 todo.append((here, bridge, True))
@@ -251,7 +253,96 @@ class RoutingWalk(Places):
                     self._opaque = True
             if kind not in ("veth", "bridge", "vxlan") and link.get("ifname") != "lo":
                 self._opaque = True  # a NIC: the segment goes on outside this host
+
+    def _segment_owner(self, place: Place, out: Record, ip: str) -> tuple[str, str, str] | None:
+        """(MAC, where, the entry that says so) of what answers ARP for `ip` on the segment
+        behind `out`: the interface holding it, or a vxlan device's proxy ARP."""
+        for here, link, arrived in self._segment(place, out):
+            if arrived and _holds(link, ip):
+                where = f"{link.get('ifname')} in {here.netns}"
+                return link.get("address", ""), where, f"the address {ip} of {where}"
+            info = link.get("linkinfo", {})
+            if info.get("info_kind") == "vxlan" and info.get("info_data", {}).get("proxy"):
+                # the vxlan device answers ARP itself from its neighbour table (Docker's)
+                entries = list_neighbours(here.ns, dev=link["ifname"], sock=here.sock)
+                entry = next((e for e in entries if e.get("dst") == ip), None)
+                if entry is not None and entry.get("lladdr"):
+                    where = f"{link['ifname']} in {here.netns}"
+                    return (
+                        entry["lladdr"],
+                        f"proxy ARP of {where}",
+                        (
+                            f"the neighbour entry {ip} lladdr {entry['lladdr']} dev {where} "
+                            f"(its proxy ARP answers for {ip} with it)"
+                        ),
+                    )
         return None
+
+    def _expected_mac(self, place: Place, out: Record, ip: str) -> tuple[str, str] | None:
+        """(MAC, who says so) of `ip` on the segment behind `out`: the MAC an engine of a
+        namespace on that segment gives the endpoint, else the MAC of the one interface
+        that holds the address; None when neither is known (or several interfaces hold it)."""
+        places: list[Place] = []
+        holders: list[tuple[str, str]] = []
+        for here, link, arrived in self._segment(place, out):
+            if here not in places:
+                places.append(here)
+            if arrived and _holds(link, ip) and link.get("address"):
+                holders.append(
+                    (str(link["address"]).lower(), f"{link.get('ifname')} in {here.netns}")
+                )
+        for here in places:
+            view = self._view_for(here)
+            endpoint = view.endpoints.get(ip) if view is not None else None
+            if endpoint is not None and endpoint.mac:
+                return endpoint.mac.lower(), (
+                    f"the engine of {view.node} gives {ip} ({endpoint.name}) MAC {endpoint.mac}"
+                )
+        if len({mac for mac, _ in holders}) == 1:
+            mac, where = holders[0]
+            return mac, f"{ip} is on {where}, MAC {mac}"
+        return None
+
+    def _judge_neighbour(
+        self,
+        place: Place,
+        step: str,
+        out: Record,
+        ip: str,
+        neighbour: Record,
+        asked: str,
+        iif: str | None,
+    ) -> None:
+        """The next hop resolved to a MAC that is not the one of `ip`: the frame goes to
+        nobody that holds the address, so the packet is lost from this hop on (the kernel
+        still sends it: the walk without judgements, `Tracer.trace`, follows it further)."""
+        held = str(neighbour.get("lladdr") or "").lower()
+        if not self.judge or not held:
+            return
+        expected = self._expected_mac(place, out, ip)
+        if expected is None or expected[0] == held:
+            return
+        culprit = str(neighbour.get("culprit"))
+        if not neighbour.get("resolved"):
+            # an entry of its own: was it learnt from a wrong answer on the segment?
+            owner = self._segment_owner(place, out, ip)
+            if owner is not None and owner[0].lower() == held and owner[2] != culprit:
+                culprit += f" (ARP answered so: {owner[2]})"
+        self.judged = True
+        self._drop(
+            place,
+            step,
+            f"{asked}; {neighbour.get('text')}",
+            "neigh-wrong-mac",
+            f"{culprit} sends it to {held}, but {expected[1]}",
+            iif=iif,
+            oif=out.get("ifname"),
+            lladdr=held,
+        )
+
+
+def _holds(link: Record, ip: str) -> bool:
+    return any(a.get("local") == ip for a in link.get("addr_info", ()))
 
 
 def down_links_text(place: Place) -> str:

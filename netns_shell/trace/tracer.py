@@ -23,7 +23,23 @@ class Tracer(RoutingWalk, LinkWalk, BridgeWalk, UnderlayWalk):
     """
 
     def trace(self, source: NetNamespace, request: TraceRequest) -> list[Record]:
-        """The hops, the last one with the overall verdict; `source` is not closed."""
+        """The hops, the last one with the overall verdict; `source` is not closed.
+
+        When the walk drops the packet on a judgement (the kernel still sends it on: a
+        neighbour to a MAC that is not the destination's, an FDB entry to another VTEP
+        than the engine's), the last hop also gets `beyond`: the hops the kernel really
+        takes it on, from a second walk that follows the kernel only, up to where it dies
+        there (on the wrong node, or on a segment where nobody has that MAC).
+        """
+        hops = self._walk(source, request)
+        if self.judged and hops[-1]["verdict"] == "dropped":
+            kernel = Tracer(self.entries, self.nodes, judge=False)._walk(source, request)
+            turn = len(hops) - 1
+            if len(kernel) > len(hops) and kernel[turn]["verdict"] == "forwarded":
+                hops[-1]["beyond"] = kernel[len(hops) :]
+        return hops
+
+    def _walk(self, source: NetNamespace, request: TraceRequest) -> list[Record]:
         place = self._place(source.duplicate())
         packet = Packet(
             src=request.src,

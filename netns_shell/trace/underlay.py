@@ -37,8 +37,14 @@ __all__ = ["UnderlayWalk", "network_id_of"]
 class UnderlayWalk(Places):
     """vxlan FDB, underlay route and the receiving node's way in."""
 
-    def __init__(self, entries: list[NamespaceEntry], nodes: list[OverlayNode] | None = None):
-        super().__init__(entries, nodes)
+    def __init__(
+        self,
+        entries: list[NamespaceEntry],
+        nodes: list[OverlayNode] | None = None,
+        *,
+        judge: bool = True,
+    ):
+        super().__init__(entries, nodes, judge=judge)
         self._views: dict[tuple[str, str], EngineView | None] = {}
 
     def _vxlan_dst(self, place: Place, dev: Record, mac: str) -> Record | None:
@@ -106,12 +112,13 @@ class UnderlayWalk(Places):
 
     def _engine_vtep(self, place: Place, name: str | None, frame: Frame, vtep: str) -> None:
         """With the node's engine at hand: the VTEP it places the destination at."""
-        view = self._view_for(place)
+        view = self._view_for(place) if self.judge else None
         if view is None:
             return
         endpoint = view.endpoints.get(frame.next_ip or "")
         if endpoint is None or endpoint.local or not endpoint.vtep or endpoint.vtep == vtep:
             return
+        self.judged = True
         self._drop(
             place,
             "vxlan",
@@ -191,7 +198,9 @@ class UnderlayWalk(Places):
                 oif=out.get("ifname"),
             )
         src = outer.src or route.get("prefsrc")
-        neighbour = self._neighbour(under, "underlay", out, route.get("gateway") or vtep, asked)
+        next_ip = route.get("gateway") or vtep
+        neighbour = self._neighbour(under, "underlay", out, next_ip, asked)
+        self._judge_neighbour(under, "underlay", out, next_ip, neighbour, asked, None)
         self._hop(
             under,
             "underlay",
