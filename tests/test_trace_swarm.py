@@ -485,3 +485,63 @@ def test_vxlan_neighbour_to_a_wrong_mac_is_named(swarm):
         in_overlay(swarm, n2, "ip", "neigh", "replace", ip, "lladdr", right, "dev", "vxlan0",
                    "nud", "permanent")  # fmt: skip
         in_ns(c2, "ip", "neigh", "del", ip, "dev", "eth0", check=False)
+
+
+def test_a_remote_mac_the_control_plane_programmed_is_no_false_alarm(swarm):
+    """An engine that gives c2 a MAC not derived from its address (as it would with random
+    MACs) programs it in both the neighbour and the FDB entry: the trace delivers, as the
+    kernel does, although the MAC is not 02:42 + the address."""
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, c2 = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    derived, other = overlay_mac(ip), "02:42:0a:c7:aa:bb"
+    [eth0] = ip_j(c2, "link", "show", "eth0")
+    assert eth0["address"] == derived
+    in_ns(c2, "ip", "link", "set", "eth0", "address", other)
+    in_overlay(swarm, n1, "bridge", "fdb", "replace", other, "dev", "vxlan0", "dst", n2.addr,
+               "self", "permanent")  # fmt: skip
+    in_overlay(swarm, n1, "ip", "neigh", "replace", ip, "lladdr", other, "dev", "vxlan0",
+               "nud", "permanent")  # fmt: skip
+    in_ns(c1, "ip", "neigh", "del", ip, "dev", "eth0", check=False)
+    try:
+        assert ping_from_c1(swarm, ip) == 0  # the kernel delivers it
+        assert {n["dst"]: n.get("lladdr") for n in ip_j(c1, "neigh", "show", "dev", "eth0")}[
+            ip
+        ] == other
+        run, hops = trace(swarm, ip)
+        assert run.status == 0 and not any(h.get("reason") for h in hops), run.stdout
+        assert hops[0]["lladdr"] == other and hops[-1]["node"] == "n2"
+    finally:
+        in_ns(c2, "ip", "link", "set", "eth0", "address", derived, check=False)
+        in_overlay(swarm, n1, "ip", "neigh", "replace", ip, "lladdr", derived, "dev", "vxlan0",
+                   "nud", "permanent")  # fmt: skip
+        in_overlay(swarm, n1, "bridge", "fdb", "del", other, "dev", "vxlan0", "dst", n2.addr,
+                   "self")  # fmt: skip
+        in_ns(c1, "ip", "neigh", "del", ip, "dev", "eth0", check=False)
+
+
+def test_the_kernel_delivering_overrules_the_engine(swarm):
+    """c2's MAC is one the engine does not give it and n1 reaches it only through a default
+    FDB entry (no entry names that MAC): the engine's view says "wrong MAC", the kernel
+    delivers it (ping), and the trace says delivered, with the engine's word as a note."""
+    n1, n2 = swarm.nodes[0], swarm.nodes[1]
+    ip, c2 = sandbox(swarm, n2)
+    _, c1 = sandbox(swarm, n1)
+    derived, other = overlay_mac(ip), "02:42:0a:c7:aa:bc"
+    zero = "00:00:00:00:00:00"
+    in_ns(c2, "ip", "link", "set", "eth0", "address", other)
+    in_overlay(swarm, n1, "bridge", "fdb", "append", zero, "dev", "vxlan0", "dst", n2.addr,
+               "self", "permanent")  # fmt: skip
+    in_ns(c1, "ip", "neigh", "replace", ip, "lladdr", other, "dev", "eth0", "nud", "permanent")
+    try:
+        assert other not in {e["mac"] for e in fdb_oracle(swarm, n1)}
+        run, hops = trace(swarm, ip)  # before the ping: its answer teaches vxlan0 the MAC
+        assert run.status == 0, run.stdout
+        assert hops[-1]["verdict"] == "delivered" and hops[-1]["node"] == "n2"
+        assert hops[0]["note"].startswith("not neigh-wrong-mac: ") and derived in hops[0]["note"]
+        assert ping_from_c1(swarm, ip) == 0  # the kernel delivers it
+    finally:
+        in_ns(c1, "ip", "neigh", "del", ip, "dev", "eth0", check=False)
+        in_ns(c2, "ip", "link", "set", "eth0", "address", derived, check=False)
+        in_overlay(swarm, n1, "bridge", "fdb", "del", zero, "dev", "vxlan0", "dst", n2.addr,
+                   "self")  # fmt: skip

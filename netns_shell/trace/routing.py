@@ -278,15 +278,24 @@ class RoutingWalk(Places):
                     )
         return None
 
-    def _expected_mac(self, place: Place, out: Record, ip: str) -> tuple[str, str] | None:
+    def _expected_mac(
+        self, place: Place, out: Record, ip: str, held: str
+    ) -> tuple[str, str] | None:
         """(MAC, who says so) of `ip` on the segment behind `out`: the MAC an engine of a
         namespace on that segment gives the endpoint, else the MAC of the one interface
-        that holds the address; None when neither is known (or several interfaces hold it)."""
+        that holds the address; None when neither is known (or several interfaces hold it).
+
+        An engine gives a remote endpoint no MAC of its own (engine_view derives it from the
+        address): when a vxlan FDB on the segment sends `held` to that endpoint's VTEP, the
+        control plane programmed `held` for it and nothing is said against it."""
         places: list[Place] = []
         holders: list[tuple[str, str]] = []
+        tunnels: list[tuple[Place, Record]] = []
         for here, link, arrived in self._segment(place, out):
             if here not in places:
                 places.append(here)
+            if link.get("linkinfo", {}).get("info_kind") == "vxlan":
+                tunnels.append((here, link))
             if arrived and _holds(link, ip) and link.get("address"):
                 holders.append(
                     (str(link["address"]).lower(), f"{link.get('ifname')} in {here.netns}")
@@ -295,6 +304,13 @@ class RoutingWalk(Places):
             view = self._view_for(here)
             endpoint = view.endpoints.get(ip) if view is not None else None
             if endpoint is not None and endpoint.mac:
+                if not endpoint.local and any(
+                    (entry := self._vxlan_dst(there, dev, held)) is not None
+                    and entry.get("mac", "").lower() == held
+                    and entry.get("dst") == endpoint.vtep
+                    for there, dev in tunnels
+                ):
+                    return None
                 return endpoint.mac.lower(), (
                     f"the engine of {view.node} gives {ip} ({endpoint.name}) MAC {endpoint.mac}"
                 )
@@ -319,7 +335,7 @@ class RoutingWalk(Places):
         held = str(neighbour.get("lladdr") or "").lower()
         if not self.judge or not held:
             return
-        expected = self._expected_mac(place, out, ip)
+        expected = self._expected_mac(place, out, ip, held)
         if expected is None or expected[0] == held:
             return
         culprit = str(neighbour.get("culprit"))

@@ -36,6 +36,11 @@ class Tracer(RoutingWalk, LinkWalk, BridgeWalk, UnderlayWalk):
             kernel = Tracer(self.entries, self.nodes, judge=False)._walk(source, request)
             turn = len(hops) - 1
             if len(kernel) > len(hops) and kernel[turn]["verdict"] == "forwarded":
+                if kernel[-1]["verdict"] == "delivered":
+                    # the kernel's own path reaches the destination: the judgement is wrong
+                    # (an engine's view gone stale), the kernel is right; keep what it said
+                    kernel[turn]["note"] = f"not {hops[-1]['reason']}: {hops[-1]['evidence']}"
+                    return kernel
                 hops[-1]["beyond"] = kernel[len(hops) :]
         return hops
 
