@@ -224,6 +224,10 @@ def build_state(session: Session, ns: NetNamespace) -> CompletionState:
     )
 
 
+#: how long Tab waits for the completion state of a namespace just entered
+READY_WAIT = 5.0
+
+
 class StateRefresher:
     """Rebuilds the completion state on a background thread and swaps it in whole."""
 
@@ -232,14 +236,21 @@ class StateRefresher:
         self.state = CompletionState()
         self._lock = threading.Lock()
         self._generation = 0
+        #: set while the state is that of the current namespace (cleared by refresh)
+        self._ready = threading.Event()
 
     def refresh(self, *, wait: bool = False) -> None:
         """Start a rebuild (call on the thread that owns the session)."""
         with self._lock:
             self._generation += 1
             generation = self._generation
+            self._ready.clear()
         # the worker gets its own handle: the session may close the current one meanwhile
-        ns = self.session.namespace.duplicate()
+        try:
+            ns = self.session.namespace.duplicate()
+        except Exception:  # the namespace is going: keep the words there are
+            self._ready.set()
+            raise
         worker = threading.Thread(
             target=self._build, args=(generation, ns), daemon=True, name="completion-state"
         )
@@ -248,14 +259,23 @@ class StateRefresher:
             worker.join(timeout=5)
 
     def _build(self, generation: int, ns: NetNamespace) -> None:
+        state = None
         try:
             with ns:
                 state = build_state(self.session, ns)
         except Exception:  # completion is best effort; the shell goes on without it
-            return
+            pass
         with self._lock:
             if generation == self._generation:
-                self.state = state
+                if state is not None:
+                    self.state = state
+                self._ready.set()
+
+    def current(self, wait: float = READY_WAIT) -> CompletionState:
+        """The state of the current namespace: Tab pressed right after `use` waits (up to
+        `wait` seconds) for its rebuild rather than offer the previous namespace's words."""
+        self._ready.wait(wait)
+        return self.state
 
 
 def make_completer(registry: Registry, refresher: StateRefresher):  # -> prompt_toolkit Completer
@@ -274,7 +294,7 @@ def make_completer(registry: Registry, refresher: StateRefresher):  # -> prompt_
                 yield from paths.get_completions(_path_document(expect), complete_event)
                 return
             replaced = expect.start - len(document.text_before_cursor)
-            for word, meta in candidates(expect, registry, refresher.state):
+            for word, meta in candidates(expect, registry, refresher.current()):
                 # quoted for the line parser: a name holding ';' or a quote stays one word
                 yield Completion(
                     quote(word),

@@ -127,3 +127,28 @@ def test_tab_offers_every_route_table_that_holds_routes(shell, netns):
     child.expect(PROMPT)
     child.sendline("exit")
     child.expect(pexpect.EOF)
+
+
+def test_tab_right_after_use_offers_the_new_namespace_s_words(lab):
+    """The completion state is rebuilt in the background after `use`: a Tab at once waits
+    for it rather than offer the previous namespace's interfaces."""
+    import io
+
+    from netns_shell.commands import build_registry
+    from netns_shell.completion import StateRefresher
+    from netns_shell.render import Console
+    from netns_shell.session import Session
+
+    console = Console(stdout=io.StringIO(), stderr=io.StringIO())
+    session = Session(registry=build_registry(), console=console)
+    refresher = StateRefresher(session)
+    session.on_switch.append(lambda s: refresher.refresh())
+    refresher.refresh(wait=True)
+    try:
+        for _ in range(20):
+            session.execute(f"use {lab.overlay}")
+            assert "br0" in refresher.current().bridges
+            session.execute("host")
+            assert "vxlan0" not in refresher.current().interfaces
+    finally:
+        session.close()
