@@ -10,7 +10,9 @@ network and its kernel's tables.  How it is reached is the mode:
 * `container`: a one-shot netns-shell container on the node's engine (agents.py);
 * `service`: a one-shot global service on the swarm (agents.py).
 
-`--via auto` takes `direct` for each node it can, `container` for the others.
+`--via auto` takes `direct` for each node it can, `container` for the others (with
+`agents=False`, as in --read-only mode, and with `--via direct`, the others are reported
+unreachable: nothing is created on their engines).
 The findings come from the same functions in every mode.  A node that does not answer
 is reported as `node-unreachable` while the rest still answers.  In cluster mode each
 node's load-balancer endpoint, which only that node's engine lists, is known to the
@@ -65,6 +67,7 @@ def run_check(
     timeout: float | None = None,
     via: str = "auto",
     agent: AgentOptions | None = None,
+    agents: bool = True,
 ) -> CheckReport:
     """Findings of this node (the first of `nodes`, or this shell's engine), or of every node
     with `cluster`.  Raises CheckError when no node answers or nothing matches `target`."""
@@ -75,6 +78,10 @@ def run_check(
     agent = dataclasses.replace(agent or AgentOptions(), target=target)
     if timeout is not None:
         agent.timeout = timeout
+    if not agents and via in ("container", "service"):
+        raise CheckError(f"check --via {via}: agents are not allowed here")
+    if not agents and via == "auto":
+        via = "direct"
     materials = _gather(specs, via, target, list(entries), timeout or 3.0, agent)
     if via == "service" and not cluster:
         materials = materials[:1]
@@ -111,6 +118,9 @@ def _gather(
             for (index, _spec), material in zip(asked, answers, strict=True):
                 if material is not None:
                     direct[index] = material
+    if via == "direct":  # a node whose namespace files are elsewhere: not readable here
+        for index, spec in enumerate(specs):
+            direct.setdefault(index, _elsewhere(spec))
     remote = [s for i, s in enumerate(specs) if i not in direct]
     remote_answers = iter(run_containers(remote, agent) if remote else [])
     materials = [direct[i] if i in direct else next(remote_answers) for i in range(len(specs))]
@@ -128,6 +138,15 @@ def _direct(spec: NodeEndpoint, target: str | None, timeout: float) -> NodeMater
     if material.error is None and material.netns_elsewhere:
         return None  # an engine whose namespace files this host does not see
     return material
+
+
+def _elsewhere(spec: NodeEndpoint) -> NodeMaterial:
+    return NodeMaterial(
+        spec.name,
+        "direct",
+        spec.endpoint,
+        error="its namespace files are not visible here (--via container reads them on the node)",
+    )
 
 
 def _analyse(

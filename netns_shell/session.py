@@ -191,6 +191,11 @@ class Session:
                 raise UsageError(f"{command.name}: disabled in --read-only mode")
             arguments, as_json = _json_switch(command, words[1:])
             args = parse_arguments(command, arguments)
+            if self.read_only:
+                for given, effect in command.state_changes(args):
+                    raise UsageError(
+                        f"{command.name} {given}: disabled in --read-only mode (it {effect})"
+                    )
             try:
                 with _json_output(self.console, as_json):
                     result = command.handler(self, args)

@@ -161,6 +161,38 @@ def test_ctrl_c_leaves_no_agent_behind(swarm, via, delay):
     assert _left_behind(swarm) == []
 
 
+def _engine_events(swarm, since: float) -> list[str]:
+    """What every node's engine did to containers and services since `since` (unix time)."""
+    until = f"{time.time() + 1:.3f}"
+    return [
+        f"{node.name}: {line}"
+        for node in swarm.nodes
+        for line in node.docker(
+            "events", "--since", f"{since:.3f}", "--until", until,
+            "--filter", "type=container", "--filter", "type=service",
+            "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ).splitlines()
+    ]  # fmt: skip
+
+
+def test_read_only_refuses_agents_before_any_engine_is_asked(swarm):
+    """`--read-only`: `--via container|service` are refused in one line, exit 2, and no engine
+    sees a container or service event; the direct check still answers."""
+    since = time.time()
+    for via in ("container", "service"):
+        run = netns_shell("--read-only", "-c", _line(swarm, via))
+        assert run.status == 2, run.stderr
+        assert run.stderr.strip().splitlines() == [
+            f"netns-shell: check --via {via}: disabled in --read-only mode "
+            "(it creates containers or a service on the engines)"
+        ]
+    line = f"check --cluster --nodes {nodes_option(swarm)}"
+    direct = netns_shell("--read-only", "--json", "-c", line)
+    assert (direct.status, direct.json) == (0, []), direct.stderr
+    assert "(reached: direct)" in direct.stderr
+    assert _engine_events(swarm, since) == []
+
+
 def test_collect_prints_this_nodes_material(swarm):
     """`check --collect` on a node (what the agents run) gives its view and tables."""
     n1 = swarm.nodes[0]

@@ -368,12 +368,22 @@ def test_read_only_changes_nothing_whatever_the_command(fresh_lab, tmp_path):
         assert after == before, (line, _differences(before, after))
         created = set(os.listdir("/var/run/netns")) - namespaces
         assert not created & set(line.split()), (line, created)
-    refused = {"exec", "ping", "arping"}
-    for name in refused:
+    refused = ["exec x", "ping x", "arping x", "check --via container", "check --via service"]
+    # and every option declared to change state, with each value that does
+    refused += [
+        f"{c.name} {p.usage_of(value)}"
+        for c in registry
+        for p in c.params
+        if p.changes_state
+        for value in (p.changes_state_with or (p.const if p.is_switch else "x",))
+    ]
+    for line in refused:
         status, err = _run_briefly(
-            ["--read-only", "--net", fresh_lab.entry_path, "-c", f"{name} x"], env, str(cwd)
+            ["--read-only", "--net", fresh_lab.entry_path, "-c", line], env, str(cwd)
         )
-        assert status == 2 and "--read-only" in err, (name, err)
+        assert status == 2 and "--read-only" in err, (line, err)
+        assert len(err.strip().splitlines()) == 1, (line, err)
+        assert _host_state(fresh_lab, home, cwd) == before, line
     run = netns_shell("--read-only", "--demo")
     assert run.status == 2 and "--read-only" in run.stderr
 

@@ -169,7 +169,12 @@ def _param_rows(command: Any) -> Iterator[str]:
             value = _code(p.metavar) if p.metavar else "switch"
         if p.choices:
             value += "; one of " + ", ".join(_code(c) for c in p.choices)
-        yield f"| {name} | {value} | {inline(p.help)} |"
+        help_text = inline(p.help)
+        if p.changes_state:
+            values = " or ".join(_code(v) for v in p.changes_state_with) or "given"
+            effect = inline(p.changes_state)
+            help_text += f" Changes state when {values} ({effect}): refused by `--read-only`."
+        yield f"| {name} | {value} | {help_text} |"
 
 
 def render_command(command: Any) -> list[str]:

@@ -75,6 +75,7 @@ def check(session: Context, args: dict[str, Any]) -> Result:
         timeout=args["timeout"],
         via=args["via"] or "auto",
         agent=agent,
+        agents=not session.read_only,
     )
 
     def summary() -> Iterator[str]:
@@ -132,7 +133,10 @@ def register(registry: Registry) -> None:
             choices=("auto", "direct", "container", "service"),
             help="how nodes are reached: direct (their namespaces are visible here), container "
             "(a one-shot container on each node's engine), service (a one-shot global swarm "
-            "service on the first node, a manager); auto: direct where possible, else container",
+            "service on the first node, a manager); auto: direct where possible, else container "
+            "(direct only with --read-only)",
+            changes_state="creates containers or a service on the engines",
+            changes_state_with=("container", "service"),
         ),
         Param(
             "image",

@@ -32,6 +32,11 @@ class Param:
     registry's `kinds` (commands/kinds.py): built in are 'namespace',
     'interface', 'bridge', 'table', 'command' (a netns-shell command),
     'program' (a host executable) and 'file'; plugins add more.
+
+    `changes_state` says what the option does beyond reading ("creates a container on
+    each node's engine"): `--read-only` then refuses the command when the option is
+    given, with those words, before the handler runs.  `changes_state_with` narrows it
+    to some values of the option (`--via container`), the others staying allowed.
     """
 
     dest: str
@@ -44,6 +49,8 @@ class Param:
     complete: str | None = None
     rest: bool = False
     required: bool = False
+    changes_state: str = ""
+    changes_state_with: tuple[str, ...] = ()
 
     @property
     def is_switch(self) -> bool:
@@ -52,6 +59,18 @@ class Param:
     @property
     def is_positional(self) -> bool:
         return not self.flags
+
+    def changes_state_as(self, value: Any) -> bool:
+        """Whether the parsed `value` of this param (None: not given) changes state."""
+        if not self.changes_state or value is None or value == []:
+            return False
+        return not self.changes_state_with or value in self.changes_state_with
+
+    def usage_of(self, value: Any) -> str:
+        """The param as given with its parsed `value` (`--via container`)."""
+        if self.is_positional:
+            return str(value)
+        return self.flags[0] if self.is_switch else f"{self.flags[0]} {value}"
 
     def usage(self) -> str:
         if self.is_positional:
@@ -94,6 +113,15 @@ class Command:
                 continue
             seen.append(p.usage())
         return " ".join([self.name, *seen])
+
+    def state_changes(self, args: dict[str, Any]) -> list[tuple[str, str]]:
+        """What the parsed `args` would change: (the option as given, what it does) per
+        param that changes state; empty for a command line that only reads."""
+        return [
+            (p.usage_of(args[p.dest]), p.changes_state)
+            for p in self.params
+            if p.changes_state_as(args.get(p.dest))
+        ]
 
     def option_words(self) -> list[str]:
         return [flag for p in self.params for flag in p.flags]
