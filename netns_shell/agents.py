@@ -24,14 +24,15 @@ import json
 import secrets
 import shlex
 import subprocess
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .collect import NodeMaterial, material_from_records, parse_lines
 from .docker import DockerClient
 from .engine_view import DEFAULT_NETNS_DIR, NodeEndpoint, sandbox_dir
 from .errors import NetnsShellError
+from .workers import run_each, start, wait_all
 
 __all__ = ["AgentOptions", "agent_command", "run_containers", "run_service"]
 
@@ -42,9 +43,9 @@ DEFAULT_IMAGE = "netns-shell"
 LABEL = "netns-shell.check"
 _DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 _CLEANUP_SECONDS = 5.0
-#: how long a container's removal may take: a frozen engine answers never, and the
-#: container removes itself (--rm) if it ever ran
-_REMOVE_SECONDS = 2.0
+#: how long a container's removal may take (an engine that froze after it answered the
+#: ping answers never; a started container removes itself, --rm, when it ends)
+_REMOVE_SECONDS = 5.0
 
 
 class AgentError(NetnsShellError):
@@ -84,21 +85,36 @@ def _privileges() -> list[str]:
 
 # ------------------------------------------------------------------ container per node
 def run_containers(specs: list[NodeEndpoint], options: AgentOptions) -> list[NodeMaterial]:
-    """One container per node, in parallel, within options.timeout; a NodeMaterial each."""
+    """One container per node, in parallel, within options.timeout; a NodeMaterial each.
+
+    Ctrl-C is raised at once (workers.py): the runs are stopped, a create under way is let
+    finish (at most _CLEANUP_SECONDS) and every container that may exist is removed.
+    """
     deadline = time.monotonic() + options.timeout
     runs = [_ContainerRun(spec, options, index) for index, spec in enumerate(specs, 1)]
-    pool = ThreadPoolExecutor(max(1, len(runs)))
+    futures = [start(run.run, deadline, name=f"agent-{run.spec.name}") for run in runs]
     try:
-        futures = [pool.submit(run.run, deadline) for run in runs]
+        wait_all(futures)
         return [f.result() for f in futures]
     finally:
-        for run in runs:
-            run.stop()  # Ctrl-C or an error: the CLI processes first, so the threads end
-        pool.shutdown(wait=True)
-        leftover = [run for run in runs if not run.finished]
-        if leftover:
-            with ThreadPoolExecutor(len(leftover)) as cleaners:
-                list(cleaners.map(lambda run: run.remove(), leftover))
+        _clean_up(runs, futures)
+
+
+def _clean_up(runs: list[_ContainerRun], futures: list) -> None:
+    """After the runs (or Ctrl-C, an error): remove what may be left on the engines.
+
+    A second Ctrl-C does not cut this short: it would leave containers behind."""
+    interrupted = False
+    creating = [f for run, f in zip(runs, futures, strict=True) if run.stop() == "create"]
+    while True:
+        try:
+            wait_all(creating, timeout=_CLEANUP_SECONDS)
+            run_each(lambda run: run.remove(), [r for r in runs if r.may_exist], name="rm")
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
 
 
 class _ContainerRun:
@@ -110,8 +126,11 @@ class _ContainerRun:
         self.name = f"netns-shell-check-{options.token}-{index}"
         self.proc: subprocess.Popen | None = None
         self.phase = "wait"  # wait, ping, create, start, done
-        self.finished = False  # nothing to remove: never created, or ran to its end (--rm)
+        #: the container may be on the engine: from the create on, until it ran to its end
+        #: (--rm) or the create failed
+        self.may_exist = False
         self.stopped = False
+        self._lock = threading.Lock()
 
     def create_argv(self) -> list[str]:
         netns = self.options.netns_dir or _engine_netns_dir(self.spec) or DEFAULT_NETNS_DIR
@@ -130,23 +149,23 @@ class _ContainerRun:
         late = f"no answer within {self.options.timeout:g} s"
         # a frozen engine would take the create and make the container when it thaws, with
         # nobody left to remove it: ask first whether it answers at all
-        for phase, argv in (
-            ("ping", ["version", "--format", "{{.Server.Version}}"]),
-            ("create", self.create_argv()),
-            ("start", ["start", "--attach", self.name]),
-        ):
-            if self.stopped:
-                self.finished = phase in ("ping", "create")
+        steps = (
+            ("ping", lambda: ["version", "--format", "{{.Server.Version}}"]),
+            ("create", self.create_argv),
+            ("start", lambda: ["start", "--attach", self.name]),
+        )
+        for phase, argv in steps:
+            if not self._begin(phase):
                 return failed("interrupted")
-            self.phase = phase
-            code, out, err = self._call(argv, deadline)
+            code, out, err = self._call(argv(), deadline)
+            if self.stopped:
+                return failed("interrupted")
             if code is None:
-                self.finished = phase == "ping"
                 return failed(f"{late} ({phase}{' ' + self.name if phase != 'ping' else ''})")
             if phase != "start" and code != 0:
-                self.finished = True
+                self.may_exist = False
                 return failed(f"docker {phase}: {_last_line(err) or code}")
-        self.phase, self.finished = "done", True
+        self.phase, self.may_exist = "done", False
         records = parse_lines(out.splitlines())
         if not records:
             return failed(f"the agent failed: {_last_line(err) or code}")
@@ -154,16 +173,28 @@ class _ContainerRun:
             records, name=self.spec.name, mode="container", endpoint=self.spec.endpoint
         )
 
+    def _begin(self, phase: str) -> bool:
+        """Enter `phase`; False once stopped (nothing more is asked of the engine)."""
+        with self._lock:
+            if self.stopped:
+                return False
+            self.phase = phase
+            self.may_exist = self.may_exist or phase == "create"
+            return True
+
     def _call(self, argv: list[str], deadline: float) -> tuple[int | None, str, str]:
         """(exit status or None after the deadline, stdout, stderr) of one docker CLI call."""
         try:
-            self.proc = subprocess.Popen(
-                [*_cli(self.spec), *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            with self._lock:  # stop() kills what it finds here
+                if self.stopped:
+                    return -1, "", "interrupted"
+                self.proc = subprocess.Popen(
+                    [*_cli(self.spec), *argv],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
         except OSError as exc:
             return 127, "", str(exc)
         try:
@@ -174,13 +205,17 @@ class _ContainerRun:
             return None, "", ""
         return self.proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
-    def stop(self) -> None:
-        """Ctrl-C or an error: end the attached start (the create is let finish)."""
-        self.stopped = True
-        proc = self.proc
-        if self.phase == "start" and proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+    def stop(self) -> str:
+        """Ctrl-C or an error: nothing more is asked; the ping or the attached start is
+        ended, a create is let finish (so that what the engine made is known).  Returns the
+        phase it was in."""
+        with self._lock:
+            self.stopped = True
+            proc = self.proc
+            if self.phase in ("ping", "start") and proc is not None and proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            return self.phase
 
     def remove(self) -> None:
         """`docker rm -f` the container (absent already: nothing to do)."""
@@ -211,7 +246,7 @@ def run_service(manager: NodeEndpoint, options: AgentOptions) -> list[NodeMateri
     name = f"netns-shell-check-{options.token}"
     nodes = _swarm_nodes(cli)
     try:
-        _docker(cli, *_service_create(name, options), timeout=options.timeout)
+        _docker(cli, *_service_create(name, options), timeout=options.timeout, let_finish=True)
         return _service_answers(cli, name, nodes, options, deadline, manager)
     finally:  # also after a create that failed or timed out: it may have made the service
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
@@ -270,10 +305,8 @@ def _service_answers(
                 done.setdefault(task["node"], task["id"])
         if wanted - set(done):
             time.sleep(0.2)
-    with ThreadPoolExecutor(max(1, len(done))) as pool:
-        logs = dict(
-            zip(done, pool.map(lambda t: _task_logs(cli, t, deadline), done.values()), strict=True)
-        )
+    answered = run_each(lambda t: _task_logs(cli, t, deadline), done.values(), name="logs")
+    logs = dict(zip(done, answered, strict=True))
     answers = []
     for nid, (host, status) in sorted(nodes.items(), key=lambda n: n[1][0]):
         endpoint = " ".join(manager.cli_args())
@@ -321,9 +354,10 @@ def _task_logs(cli: list[str], task: str, deadline: float) -> list[dict]:
     return parse_lines(out.splitlines())
 
 
-def _docker(cli: list[str], *args: str, timeout: float) -> str:
-    """One docker CLI call; its stdout.  Ctrl-C lets the request finish (within
-    _CLEANUP_SECONDS) so that what the engine made is known and can be removed."""
+def _docker(cli: list[str], *args: str, timeout: float, let_finish: bool = False) -> str:
+    """One docker CLI call; its stdout.  Ctrl-C ends it, or with `let_finish` (a create)
+    lets the request finish (within _CLEANUP_SECONDS) so that what the engine made is known
+    and can be removed."""
     proc = subprocess.Popen(
         [*cli, *args],
         stdin=subprocess.DEVNULL,
@@ -336,9 +370,11 @@ def _docker(cli: list[str], *args: str, timeout: float) -> str:
     try:
         out, err = proc.communicate(timeout=timeout)
     except KeyboardInterrupt:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=_CLEANUP_SECONDS)
+        if let_finish:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=_CLEANUP_SECONDS)
         proc.kill()
+        proc.wait()
         raise
     except subprocess.TimeoutExpired:
         proc.kill()

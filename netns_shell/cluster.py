@@ -25,7 +25,6 @@ import dataclasses
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +34,7 @@ from .collect import NetworkMaterial, NodeMaterial, connect_views, read_material
 from .discovery import NamespaceEntry
 from .engine_view import Endpoint, EngineView, NodeEndpoint
 from .errors import NetnsShellError
+from .workers import run_each
 
 __all__ = ["CheckError", "CheckReport", "run_check"]
 
@@ -113,11 +113,11 @@ def _gather(
     direct: dict[int, NodeMaterial] = {}
     if via in ("auto", "direct"):
         asked = [(i, s) for i, s in enumerate(specs) if s.socket or via == "direct"]
-        with ThreadPoolExecutor(max(1, len(asked))) as pool:
-            answers = pool.map(lambda item: _direct(item[1], target, timeout), asked)
-            for (index, _spec), material in zip(asked, answers, strict=True):
-                if material is not None:
-                    direct[index] = material
+        # Ctrl-C does not wait for an engine that never answers (workers.py)
+        answers = run_each(lambda item: _direct(item[1], target, timeout), asked, name="engine")
+        for (index, _spec), material in zip(asked, answers, strict=True):
+            if material is not None:
+                direct[index] = material
     if via == "direct":  # a node whose namespace files are elsewhere: not readable here
         for index, spec in enumerate(specs):
             direct.setdefault(index, _elsewhere(spec))

@@ -8,14 +8,18 @@ killed are removed first (their lock is free).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from netns_shell.swarm import Swarm, SwarmError, SwarmNode, dockerd_missing, remove_stale_swarms
-from tests.conftest import Run, netns_shell
+from tests.conftest import PROMPT, Run, netns_shell
 
 PREFIX = "nstswarm"
 
@@ -87,3 +91,71 @@ def remote_tasks(swarm: Swarm, node: SwarmNode) -> dict[str, str]:
         for t in s["Tasks"]
         if t["Info"]["Host IP"] != node.addr
     }
+
+
+def docker_clients(swarm: Swarm) -> set[str]:
+    """The docker CLI processes talking to one of the swarm's engines (pid: command line)."""
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if os.path.basename(argv[0]) == b"docker" and swarm.directory.encode() in b" ".join(argv):
+            found.add(f"{pid}: {b' '.join(argv).decode(errors='replace')}")
+    return found
+
+
+def interrupted_check(line: str, delay: float) -> tuple[int, float, str]:
+    """`netns-shell -c LINE` sent SIGINT after `delay` s: (exit status, seconds from the
+    signal to its exit, stderr)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netns_shell", "-c", line],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _out, err = proc.communicate(timeout=60)
+        return proc.returncode, time.monotonic() - sent, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def interrupted_in_the_shell(line: str, delay: float) -> tuple[float, str]:
+    """LINE typed in the REPL, Ctrl-C after `delay` s: (seconds until the prompt is back,
+    what the terminal showed); then `exit` ends the shell."""
+    import pexpect
+
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "netns_shell"],
+        env={**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1"},
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 200),
+    )
+    try:
+        child.expect(PROMPT)
+        child.sendline(line)
+        # what the terminal shows meanwhile (the line echoed, the prompt redrawn) is read
+        # here, so that the prompt expected below is the one after the command
+        child.expect(pexpect.TIMEOUT, timeout=delay)
+        child.sendintr()
+        sent = time.monotonic()
+        child.expect(r"\^C")
+        child.expect(PROMPT)
+        took = time.monotonic() - sent
+        shown = child.before
+        child.sendline("exit")
+        child.expect(pexpect.EOF, timeout=20)
+        return took, shown
+    finally:
+        child.close(force=True)

@@ -22,7 +22,13 @@ from netns_shell.engine_view import overlay_mac
 from netns_shell.swarm import SUBNET
 from netns_shell.swarm_image import agent_rootfs, import_changes
 from tests.conftest import Run, netns_shell
-from tests.swarmenv import fdb_oracle, in_overlay, nodes_option
+from tests.swarmenv import (
+    docker_clients,
+    fdb_oracle,
+    in_overlay,
+    interrupted_check,
+    nodes_option,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.xdist_group("swarm")]
 
@@ -158,6 +164,25 @@ def test_ctrl_c_leaves_no_agent_behind(swarm, via, delay):
     assert proc.returncode in (130, 0, 1), err  # 0/1: it had finished already
     if proc.returncode != 130:
         assert isinstance(json.loads(out), list)
+    assert _left_behind(swarm) == []
+
+
+@pytest.mark.parametrize("via", ["container", "service"])
+def test_ctrl_c_does_not_wait_for_a_frozen_node(swarm, via):
+    """n3 frozen: SIGINT while the agents wait for it ends `-c` with 130 at once; the agents
+    started on the other nodes are removed, no docker client is left running."""
+    n3 = swarm.nodes[2]
+    before = docker_clients(swarm)
+    thaw = swarm.freeze(n3)
+    try:
+        status, took, err = interrupted_check(_line(swarm, via, "--timeout", "15"), 3.0)
+        clients = docker_clients(swarm) - before
+    finally:
+        thaw()
+    print(f"--via {via}, n3 frozen: exit {status} {took:.2f} s after SIGINT")
+    assert status == 130 and "Traceback" not in err, err
+    assert took < 2.5, err
+    assert clients == set()
     assert _left_behind(swarm) == []
 
 

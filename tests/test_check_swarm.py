@@ -17,10 +17,14 @@ import pytest
 from netns_shell.engine_view import overlay_mac
 from netns_shell.swarm import SUBNET, leftovers
 from tests.swarmenv import (
+    docker_clients,
     engine_oracle,
     fdb_oracle,
     in_overlay,
+    interrupted_check,
+    interrupted_in_the_shell,
     neigh_oracle,
+    nodes_option,
     remote_tasks,
     run_check,
     running_swarm,
@@ -208,6 +212,29 @@ def test_a_frozen_node_is_unreachable_and_the_others_answer(swarm):
     assert ("node-unreachable", "n3") in kinds
     assert "no answer within 1 s" in run.json[0]["found"]
     assert "n1 " in run.stderr and "n2 " in run.stderr  # the others' digests
+
+
+def test_ctrl_c_stops_a_cluster_check_waiting_for_a_frozen_node(swarm):
+    """n3 frozen: its engine's socket takes the connection and never answers.  SIGINT while
+    `check --cluster --timeout 15` waits for it (3 s in: later than the start-up of Python on
+    a busy machine) ends `-c` with 130 at once, and Ctrl-C in the shell brings the prompt
+    back at once; no docker client is left running."""
+    n3 = swarm.nodes[2]
+    line = f"check --cluster --nodes {nodes_option(swarm)} --timeout 15"
+    before = docker_clients(swarm)
+    thaw = swarm.freeze(n3)
+    try:
+        status, took, err = interrupted_check(line, 3.0)
+        prompt_after, shown = interrupted_in_the_shell(line, 2.0)
+    finally:
+        thaw()
+    print(
+        f"-c: exit {status} {took:.2f} s after SIGINT; the shell: prompt after {prompt_after:.2f} s"
+    )
+    assert status == 130 and "Traceback" not in err, err
+    assert took < 2.5, err
+    assert prompt_after < 2.5, shown
+    assert docker_clients(swarm) - before == set()
 
 
 def test_overlay_names_the_task_and_node_of_remote_entries(swarm):
