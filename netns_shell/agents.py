@@ -124,6 +124,8 @@ class _ContainerRun:
     def __init__(self, spec: NodeEndpoint, options: AgentOptions, index: int):
         self.spec, self.options = spec, options
         self.name = f"netns-shell-check-{options.token}-{index}"
+        #: the node's name in reports: the one given, else its engine's (from the ping)
+        self.node = spec.name or spec.endpoint
         self.proc: subprocess.Popen | None = None
         self.phase = "wait"  # wait, ping, create, start, done
         #: the container may be on the engine: from the create on, until it ran to its end
@@ -136,7 +138,7 @@ class _ContainerRun:
         netns = self.options.netns_dir or _engine_netns_dir(self.spec) or DEFAULT_NETNS_DIR
         socket = self.options.socket or self.spec.socket or SOCKET_TARGET
         return [
-            "create", "--rm", "--name", self.name,
+            "create", "--pull", "never", "--rm", "--name", self.name,
             "--label", f"{LABEL}={self.options.token}", *_privileges(),
             "-v", f"{netns}:{NETNS_TARGET}:rslave", "-v", f"{socket}:{SOCKET_TARGET}",
             self.options.image, *agent_command(self.options.target),
@@ -144,13 +146,13 @@ class _ContainerRun:
 
     def run(self, deadline: float) -> NodeMaterial:
         def failed(error: str) -> NodeMaterial:
-            return NodeMaterial(self.spec.name, "container", self.spec.endpoint, error=error)
+            return NodeMaterial(self.node, "container", self.spec.endpoint, error=error)
 
         late = f"no answer within {self.options.timeout:g} s"
         # a frozen engine would take the create and make the container when it thaws, with
         # nobody left to remove it: ask first whether it answers at all
         steps = (
-            ("ping", lambda: ["version", "--format", "{{.Server.Version}}"]),
+            ("ping", lambda: ["info", "--format", "{{json .Name}}"]),
             ("create", self.create_argv),
             ("start", lambda: ["start", "--attach", self.name]),
         )
@@ -164,14 +166,29 @@ class _ContainerRun:
                 return failed(f"{late} ({phase}{' ' + self.name if phase != 'ping' else ''})")
             if phase != "start" and code != 0:
                 self.may_exist = False
-                return failed(f"docker {phase}: {_last_line(err) or code}")
+                return failed(self._why(phase, _last_line(err) or str(code)))
+            if phase == "ping" and not self.spec.name:  # this shell's engine: name its node
+                with contextlib.suppress(ValueError):
+                    self.node = str(json.loads(out) or "") or self.node
         self.phase, self.may_exist = "done", False
         records = parse_lines(out.splitlines())
         if not records:
             return failed(f"the agent failed: {_last_line(err) or code}")
         return material_from_records(
-            records, name=self.spec.name, mode="container", endpoint=self.spec.endpoint
+            records, name=self.spec.name or None, mode="container", endpoint=self.spec.endpoint
         )
+
+    def _why(self, phase: str, error: str) -> str:
+        """A failed ping or create in words: an image missing on the node says so (the
+        create never pulls: `--pull never`, a registry is not asked behind the user's back)."""
+        if phase == "create" and "No such image" in error:
+            image = self.options.image
+            return (
+                f"image {image} is not on node {self.node}: load it with "
+                f"`docker save {image} | docker {' '.join(self.spec.cli_args())} load` "
+                "(or name one that is there with --image)"
+            )
+        return f"docker {phase}: {error}"
 
     def _begin(self, phase: str) -> bool:
         """Enter `phase`; False once stopped (nothing more is asked of the engine)."""
@@ -297,10 +314,12 @@ def _service_answers(
 ) -> list[NodeMaterial]:
     done: dict[str, str] = {}  # node ID -> task ID of a task that ended
     states: dict[str, str] = {}
+    reasons: dict[str, str] = {}  # node ID -> the engine's word on its task
     wanted = {nid for nid, (_host, status) in nodes.items() if status == "ready"}
     while wanted - set(done) and time.monotonic() < deadline:
         for task in _tasks(cli, name):
             states[task["node"]] = task["state"]
+            reasons[task["node"]] = task["why"]
             if task["state"] in _DONE:
                 done.setdefault(task["node"], task["id"])
         if wanted - set(done):
@@ -317,7 +336,8 @@ def _service_answers(
         if status != "ready":
             why = f"the manager lists the node as {status}"
         elif nid in done:
-            why = f"its task ended ({states.get(nid)}) without an answer"
+            reason = f": {reasons[nid]}" if reasons.get(nid) else ""
+            why = f"its task ended ({states.get(nid)}{reason}) without an answer"
         else:
             task = states.get(nid, "not scheduled")
             why = f"no answer within {options.timeout:g} s (task {task})"
@@ -336,6 +356,12 @@ def _tasks(cli: list[str], name: str) -> list[dict[str, str]]:
                 "id": str(t["ID"]),
                 "node": str(t.get("NodeID") or ""),
                 "state": str((t.get("Status") or {}).get("State") or ""),
+                # why a task was rejected or failed ("No such image: ..."), or its last step
+                "why": str(
+                    (t.get("Status") or {}).get("Err")
+                    or (t.get("Status") or {}).get("Message")
+                    or ""
+                ),
             }
             for t in json.loads(out)
         ]

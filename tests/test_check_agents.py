@@ -218,6 +218,40 @@ def test_read_only_refuses_agents_before_any_engine_is_asked(swarm):
     assert _engine_events(swarm, since) == []
 
 
+def test_an_image_missing_on_the_nodes_is_named_not_pulled(swarm):
+    """`--via container` with an image no node has: each node named, with the image and how
+    to load it, and no registry asked (create --pull never); this shell's own engine
+    (DOCKER_HOST, no --nodes) is named by its node's name."""
+    image = f"netns-shell-absent-{swarm.token}:1"
+    run = netns_shell("-c", f"check --cluster --via container --image {image} "
+                      f"--nodes {nodes_option(swarm)}", timeout=90)  # fmt: skip
+    assert run.status == 2, run.stderr
+    for node in swarm.nodes:
+        assert (
+            f"{node.name}: image {image} is not on node {node.name}: load it with "
+            f"`docker save {image} | docker -H {node.endpoint} load`"
+        ) in run.stderr
+    assert "registry" not in run.stderr and "docker.io" not in run.stderr, run.stderr
+    n2 = swarm.nodes[1]
+    alone = netns_shell("-c", f"check --via container --image {image}",
+                        env={"DOCKER_HOST": n2.endpoint}, timeout=90)  # fmt: skip
+    assert alone.status == 2
+    assert f"check: no node answered: n2: image {image} is not on node n2" in alone.stderr
+
+
+def test_a_rejected_service_task_says_why(swarm):
+    """`--via service` with an image no node has: each task is rejected, and the engine's
+    reason (the task's Status.Err) is in the answer."""
+    image = f"netns-shell-absent-{swarm.token}:1"
+    words = _line(swarm, "service", "--timeout", "20").split()
+    words[words.index("--image") + 1] = image
+    run = netns_shell("--json", "-c", " ".join(words), timeout=90)
+    assert run.status == 2, run.stderr
+    for node in swarm.nodes:
+        assert f"{node.name}: its task ended (rejected: " in run.stderr, run.stderr
+    assert f"No such image: {image}" in run.stderr, run.stderr
+
+
 def test_collect_prints_this_nodes_material(swarm):
     """`check --collect` on a node (what the agents run) gives its view and tables."""
     n1 = swarm.nodes[0]
