@@ -369,6 +369,7 @@ def test_read_only_changes_nothing_whatever_the_command(fresh_lab, tmp_path):
         created = set(os.listdir("/var/run/netns")) - namespaces
         assert not created & set(line.split()), (line, created)
     refused = ["exec x", "ping x", "arping x", "check --via container", "check --via service"]
+    refused += ["trace 10.0.0.1 --probe"]  # refused by its handler
     # and every option declared to change state, with each value that does
     refused += [
         f"{c.name} {p.usage_of(value)}"
