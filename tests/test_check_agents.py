@@ -169,8 +169,9 @@ def test_ctrl_c_leaves_no_agent_behind(swarm, via, delay):
 
 @pytest.mark.parametrize("via", ["container", "service"])
 def test_ctrl_c_does_not_wait_for_a_frozen_node(swarm, via):
-    """n3 frozen: SIGINT while the agents wait for it ends `-c` with 130 at once; the agents
-    started on the other nodes are removed, no docker client is left running."""
+    """n3 frozen: SIGINT while the agents wait for it ends `-c` with 130 without waiting for
+    n3; the agents already created on the other nodes are removed first (`docker rm -f`:
+    0.1-2.9 s measured on a busy machine), no docker client is left running."""
     n3 = swarm.nodes[2]
     before = docker_clients(swarm)
     thaw = swarm.freeze(n3)
@@ -181,7 +182,7 @@ def test_ctrl_c_does_not_wait_for_a_frozen_node(swarm, via):
         thaw()
     print(f"--via {via}, n3 frozen: exit {status} {took:.2f} s after SIGINT")
     assert status == 130 and "Traceback" not in err, err
-    assert took < 2.5, err
+    assert took < 5, err  # n3's deadline is 15 s away
     assert clients == set()
     assert _left_behind(swarm) == []
 
@@ -203,6 +204,9 @@ def _engine_events(swarm, since: float) -> list[str]:
 def test_read_only_refuses_agents_before_any_engine_is_asked(swarm):
     """`--read-only`: `--via container|service` are refused in one line, exit 2, and no engine
     sees a container or service event; the direct check still answers."""
+    deadline = time.monotonic() + 30  # the engines finish what earlier tests left them first
+    while _engine_events(swarm, time.time() - 3) and time.monotonic() < deadline:
+        time.sleep(1)
     since = time.time()
     for via in ("container", "service"):
         run = netns_shell("--read-only", "-c", _line(swarm, via))
