@@ -343,7 +343,7 @@ def test_read_only_refuses_probe_but_traces(lab):
         run = netns_shell("--read-only", "-c", f"trace --from {lab.name('c1')} {c2.ip} --probe")
     assert run.status == 2 and run.stdout == "", run.stdout
     assert run.stderr.strip() == (
-        "netns-shell: trace: --probe sends packets: disabled in --read-only mode"
+        "netns-shell: trace --probe: disabled in --read-only mode (it sends packets)"
     )
     assert sent == []
     with tcpdump(lab.path("c1"), f"icmp and host {c2.ip}") as sent:

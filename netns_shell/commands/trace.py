@@ -157,10 +157,6 @@ def overall(hops: list[Record]) -> str:
 def trace(session: Context, args: dict[str, Any]) -> Result:
     """Exit status 0 delivered, 1 dropped, 2 for anything else: every failure of the trace
     itself (bad input, a namespace that cannot be opened) is 2, never 1 ("dropped")."""
-    if args["probe"] and session.read_only:
-        # a state-changing option of an otherwise read-only command, refused here the way the
-        # session refuses whole commands with `changes_state` (ping, tcping, ...)
-        raise UsageError("trace: --probe sends packets: disabled in --read-only mode")
     try:
         return _trace(session, args)
     except NetnsShellError as exc:
@@ -251,6 +247,7 @@ def register(registry: Registry) -> None:
             "probe",
             ("--probe",),
             help="also send real packets and capture them at every hop of the path",
+            changes_state="sends packets",
         ),
         Param(
             "nodes",
