@@ -107,11 +107,14 @@ def docker_clients(swarm: Swarm) -> set[str]:
     return found
 
 
-def interrupted_check(line: str, delay: float) -> tuple[int, float, str]:
+def interrupted_check(
+    line: str, delay: float, env: dict[str, str] | None = None
+) -> tuple[int, float, str]:
     """`netns-shell -c LINE` sent SIGINT after `delay` s: (exit status, seconds from the
     signal to its exit, stderr)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "netns_shell", "-c", line],
+        env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

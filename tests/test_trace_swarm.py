@@ -22,6 +22,7 @@ from tests.swarmenv import (
     engine_oracle,
     fdb_oracle,
     in_overlay,
+    interrupted_check,
     neigh_oracle,
     nodes_option,
     remote_tasks,
@@ -223,6 +224,21 @@ def test_a_node_that_cannot_be_reached_is_named(swarm):
     last = hops[-1]
     assert (last["verdict"], last["reason"], last["node"]) == ("unknown", "node-unreachable", "n1")
     assert "node n2 cannot be reached" in last["evidence"]
+
+
+def test_ctrl_c_stops_a_trace_waiting_for_a_frozen_node(swarm):
+    """n3 frozen (its engine takes the connection and never answers): SIGINT while trace
+    waits for it ends `-c` with 130 at once, not at the --timeout."""
+    n2, n3 = swarm.nodes[1], swarm.nodes[2]
+    ip, _ = container(swarm, n2)
+    line = f"trace --from {swarm.containers['n1']} {ip} --nodes {nodes_option(swarm)} --timeout 15"
+    thaw = swarm.freeze(n3)
+    try:
+        status, took, err = interrupted_check(line, 3.0, env=env_of(swarm))
+    finally:
+        thaw()
+    assert status == 130 and "Traceback" not in err, err
+    assert took < 2.5, (took, err)
 
 
 def test_blackhole_route_in_the_source_container(swarm):

@@ -6,7 +6,6 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NetnsShellError, UsageError
@@ -52,11 +51,12 @@ def _size(text: str) -> int:
 
 def _connect(specs: list, timeout: float) -> list[OverlayNode]:
     from ..engine_view import connect_node
+    from ..workers import run_each
 
     if not specs:
         return []
-    with ThreadPoolExecutor(len(specs)) as pool:
-        return list(pool.map(lambda s: connect_node(s, timeout=timeout), specs))
+    # each on a daemon thread Ctrl-C does not wait for (a frozen engine answers never)
+    return run_each(lambda s: connect_node(s, timeout=timeout), specs, name="trace-node")
 
 
 def _inspected(container: str, nodes: list[OverlayNode]) -> Iterator[dict[str, Any]]:
