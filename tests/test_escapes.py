@@ -16,8 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 
 import pexpect
 import pytest
@@ -85,8 +83,9 @@ def _batch(argv: list[str], lines: list[str]) -> None:
     subprocess.run([*argv, "-batch", "-"], input="\n".join(lines) + "\n", text=True, check=True)
 
 
-def _on_a_terminal(args: list[str], *, timeout: float = 30) -> str:
-    """Everything the CLI wrote to a 12-line terminal (stdout and stderr), raw."""
+def _on_a_terminal(args: list[str], *, timeout: float = 30, when=None) -> str:
+    """Everything the CLI wrote to a 12-line terminal (stdout and stderr), raw.
+    `when` = (text, action): call action() once the CLI has written text."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "netns_shell", *args],
@@ -100,9 +99,14 @@ def _on_a_terminal(args: list[str], *, timeout: float = 30) -> str:
         timeout=timeout,
         dimensions=(12, 160),
     )
+    seen = ""
+    if when is not None:
+        child.expect_exact(when[0])
+        seen = child.before + child.after
+        when[1]()
     child.expect(pexpect.EOF)
     child.close()
-    return child.before
+    return seen + child.before
 
 
 def _assert_clean(output: str, what: str) -> None:
@@ -158,8 +162,7 @@ def test_graphviz_output_escapes_names_once_for_dot(hostile):
 def test_escapes_in_watch_events_and_its_label(hostile):
     a, _ = hostile
 
-    def change() -> None:
-        time.sleep(1.0)
+    def change() -> None:  # once watch says it is watching, so its events are seen
         _batch(
             ["ip", "-n", a],
             [
@@ -168,12 +171,8 @@ def test_escapes_in_watch_events_and_its_label(hostile):
             ],
         )
 
-    changer = threading.Thread(target=change)
-    changer.start()
-    try:
-        output = _on_a_terminal([f"/var/run/netns/{a}", "-c", "watch --duration 3 links"])
-    finally:
-        changer.join()
+    command = "watch --duration 5 links"
+    output = _on_a_terminal([f"/var/run/netns/{a}", "-c", command], when=("watching", change))
     assert "new" in output
     _assert_clean(output, "watch")
 

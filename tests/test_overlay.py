@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -116,15 +115,14 @@ def test_watch_fdb_prints_an_added_and_a_learned_mac(fresh_lab):
             "--net",
             fresh_lab.entry_path,
             "-c",
-            "watch -c 2 --duration 20 fdb",
+            "watch -c 2 --duration 60 fdb",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert "watching fdb" in proc.stderr.readline()
-        time.sleep(0.3)
+        assert "watching fdb" in proc.stderr.readline()  # said once subscribed
         subprocess.run(
             [
                 "bridge",
@@ -157,7 +155,7 @@ def test_watch_fdb_prints_an_added_and_a_learned_mac(fresh_lab):
             check=True,
         )
         netns_shell("--net", fresh_lab.path("c3"), "-c", f"ping -c 1 -W 1 {fresh_lab.gateway_ip}")
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -172,7 +170,7 @@ def test_watch_survives_enobufs_and_resyncs(fresh_lab):
     from netns_shell.netlink.monitor import Lost, watch_events
 
     with NetNamespace.open_path(fresh_lab.entry_path) as ns:
-        events = watch_events(ns, ("neigh",), rcvbuf=4096, duration=15)
+        events = watch_events(ns, ("neigh",), rcvbuf=4096, duration=60)
         subprocess.run(
             ["ip", "-n", fresh_lab.overlay, "-batch", "-"],
             text=True,
@@ -184,7 +182,7 @@ def test_watch_survives_enobufs_and_resyncs(fresh_lab):
         )
         expected = {f"10.0.9.{100 + i}" for i in range(120)}
         lost, synced = 0, set()
-        for event in events:  # ends after 15 s at the latest
+        for event in events:  # ends after 60 s at the latest
             if isinstance(event, Lost):
                 lost += 1
             elif event["event"] == "sync":

@@ -214,7 +214,7 @@ def test_ctrl_c_ends_the_command_and_the_programs(netns):
     proc = _shell(netns, "-c", "watch | cat; links", start_new_session=True)
     try:
         _wait_for_children(proc.pid, 1)
-        time.sleep(1)
+        assert "watching" in proc.stderr.readline()  # the command runs: Ctrl-C is for it
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -228,7 +228,7 @@ def test_ctrl_c_to_the_shell_alone_also_ends_a_program_that_reads_nothing(netns)
     proc = _shell(netns, "-c", "watch | sleep 300")
     try:
         (sleeper,) = _wait_for_children(proc.pid, 1)
-        time.sleep(1)
+        assert "watching" in proc.stderr.readline()  # the command runs: Ctrl-C is for it
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     finally:

@@ -62,8 +62,9 @@ def watch(session: Context, args: dict[str, Any]) -> Result:
         from ..errors import UsageError
 
         raise UsageError(f"watch: unknown topic '{unknown[0]}' (one of {', '.join(TOPIC_NAMES)})")
-    session.console.say(f"watching {', '.join(topics)} in {session.label()} (Ctrl-C to stop)")
+    # subscribed before saying so: whoever acts on "watching" (a script, a test) sees its events
     events = watch_events(session.namespace, topics, duration=args["duration"])
+    session.console.say(f"watching {', '.join(topics)} in {session.label()} (Ctrl-C to stop)")
 
     def stream() -> Iterator[Any]:
         seen = 0
