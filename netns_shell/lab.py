@@ -262,14 +262,16 @@ class Lab:
         self.destroy()
 
 
-def wait_settled(paths: list[str], *, carriers: bool = True, timeout: float = 5.0) -> None:
+def wait_settled(paths: list[str], *, carriers: bool = True, timeout: float = 30.0) -> None:
     """Wait until carriers are up and no address is tentative in these namespaces.
 
     Links get their carrier, and IPv6 link-local addresses their local routes,
     a moment after `ip` returns; waiting makes a lab a fixed picture, so two
     reads of a table agree.  `carriers=False` waits for addresses only (for
     namespaces with links that will never get a carrier, like a bridge
-    without ports).
+    without ports).  A moment is usually milliseconds, but seconds on a
+    loaded machine: raises NetnsShellError, naming the link, if `timeout`
+    seconds pass first (a lab still changing would make every later read a race).
     """
     import time
 
@@ -279,23 +281,29 @@ def wait_settled(paths: list[str], *, carriers: bool = True, timeout: float = 5.
     deadline = time.monotonic() + timeout
     for path in paths:
         with NetNamespace.open_path(path) as ns:
-            while time.monotonic() < deadline and not _settled(list_links(ns), carriers):
+            while unsettled := _unsettled(list_links(ns), carriers):
+                if time.monotonic() > deadline:
+                    raise NetnsShellError(
+                        f"lab: {unsettled} in {path} did not settle within {timeout:g} s"
+                    )
                 time.sleep(0.05)
 
 
-def _settled(links, carriers: bool) -> bool:
+def _unsettled(links, carriers: bool) -> str:
+    """What is not settled yet ('LINK: why'), or '' when nothing."""
     links = list(links)
     with_up_ports = {link.get("master") for link in links if "UP" in link["flags"]}
     for link in links:
+        name = link["ifname"]
         down = link.get("operstate") in ("DOWN", "LOWERLAYERDOWN")
         if carriers and "UP" in link["flags"] and down:
-            return False
+            return f"{name}: no carrier"
         # a bridge turns UP a moment after its first port forwards
-        if carriers and link["ifname"] in with_up_ports and link.get("operstate") != "UP":
-            return False
+        if carriers and name in with_up_ports and link.get("operstate") != "UP":
+            return f"{name}: a bridge with a port up is {link.get('operstate')}"
         if any(a.get("tentative") for a in link.get("addr_info", ())):
-            return False
-    return True
+            return f"{name}: tentative address"
+    return ""
 
 
 def settle_ipv6(path: str) -> None:
