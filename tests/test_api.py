@@ -93,17 +93,22 @@ def test_namespace_context_by_pid_and_errors(process_netns):
 def test_capture_to_file(fresh_lab, tmp_path):
     c1, c2 = fresh_lab.members[0], fresh_lab.members[1]
     path = tmp_path / "api.pcap"
+    captured = threading.Event()
 
-    def traffic():
-        time.sleep(0.5)
-        run_shell("--net", fresh_lab.path("c1"), "-c", f"ping -c 3 {c2.ip}")
+    def traffic():  # until the capture has its 3 packets: it may take long to start
+        deadline = time.monotonic() + 60
+        while not captured.is_set() and time.monotonic() < deadline:
+            run_shell("--net", fresh_lab.path("c1"), "-c", f"ping -c 3 {c2.ip}")
 
     sender = threading.Thread(target=traffic)
     sender.start()
-    result = api.capture_to_file(
-        fresh_lab.path("c2"), str(path), bpf="icmp[icmptype] == icmp-echo", count=3, duration=20
-    )
-    sender.join()
+    try:
+        result = api.capture_to_file(
+            fresh_lab.path("c2"), str(path), bpf="icmp[icmptype] == icmp-echo", count=3, duration=60
+        )
+    finally:
+        captured.set()
+        sender.join()
     assert result["captured"] == 3 and result["interface"] == "eth0"
     assert result["reason"] == "count" and result["dropped"] == 0
     rows = subprocess.check_output(

@@ -104,16 +104,20 @@ def test_links_detail_human_output_names_peer_and_vni(lab):
 
 @pytest.mark.parametrize("role", ["ovl", "c1"])
 def test_neigh_matches_ip_neigh(lab, role):
-    mine = _json(lab.path(role), "neigh")
-    ref = ip_json("-n", lab.name(role), "neigh", "show")
+    ref, mine = _read_while_still(
+        lambda: ip_json("-n", lab.name(role), "neigh", "show"), lab.path(role), "neigh"
+    )
     key = lambda r: (r.get("dev", ""), r["dst"])  # noqa: E731
     assert sorted(mine, key=key) == sorted(ref, key=key)
     assert mine, "the lab has permanent neighbours"
 
 
 def test_neigh_filters_match(lab):
-    mine = _json(lab.entry_path, "neigh -4 dev vxlan0")
-    ref = ip_json("-n", lab.overlay, "-4", "neigh", "show", "dev", "vxlan0")
+    ref, mine = _read_while_still(
+        lambda: ip_json("-n", lab.overlay, "-4", "neigh", "show", "dev", "vxlan0"),
+        lab.entry_path,
+        "neigh -4 dev vxlan0",
+    )
     assert [{k: v for k, v in m.items() if k != "dev"} for m in mine] == ref
     assert {m["dst"] for m in mine} >= {r.ip for r in lab.remotes}
     assert all(m["dst"].count(":") == 0 for m in _json(lab.entry_path, "neigh -4"))
@@ -121,15 +125,24 @@ def test_neigh_filters_match(lab):
 
 
 def test_fdb_matches_bridge_fdb(lab):
-    assert _json(lab.entry_path, "fdb") == bridge_json("-n", lab.overlay, "fdb", "show")
+    ref, mine = _read_while_still(
+        lambda: bridge_json("-n", lab.overlay, "fdb", "show"), lab.entry_path, "fdb"
+    )
+    assert mine == ref
 
 
 def test_fdb_filters_match(lab):
-    assert _json(lab.entry_path, "fdb br br0") == bridge_json(
-        "-n", lab.overlay, "fdb", "show", "br", "br0"
+    ref, mine = _read_while_still(
+        lambda: bridge_json("-n", lab.overlay, "fdb", "show", "br", "br0"),
+        lab.entry_path,
+        "fdb br br0",
     )
-    mine = _json(lab.entry_path, "fdb dev vxlan0")
-    ref = bridge_json("-n", lab.overlay, "fdb", "show", "dev", "vxlan0")
+    assert mine == ref
+    ref, mine = _read_while_still(
+        lambda: bridge_json("-n", lab.overlay, "fdb", "show", "dev", "vxlan0"),
+        lab.entry_path,
+        "fdb dev vxlan0",
+    )
     assert [{k: v for k, v in m.items() if k != "ifname"} for m in mine] == ref
     vteps = {m["mac"]: m["dst"] for m in mine if "dst" in m}
     assert vteps == {r.mac: r.vtep for r in lab.remotes}
@@ -184,17 +197,24 @@ def test_several_commands_give_several_json_documents(lab):
     assert {f["mac"] for f in fdb} >= {r.mac for r in lab.remotes}
 
 
-def _read_while_still(oracle, path: str, command: str, attempts: int = 10):
+def _read_while_still(oracle, path: str, command: str, seconds: float = 30):
     """(oracle's rows, ours) read while the table stood still: the same oracle rows before
     and after ours. A fresh namespace keeps changing for a moment (IPv6 multicast entries,
-    MACs the bridge learns from a peer's router solicitations)."""
-    for _ in range(attempts):
+    MACs the bridge learns from a peer's router solicitations), and so do neighbours that
+    age (REACHABLE -> STALE) after traffic an earlier test of the shared lab sent."""
+    return _while_still(oracle, lambda: _json(path, command), seconds)
+
+
+def _while_still(oracle, read, seconds: float = 30):
+    """(oracle(), read()) from a moment when oracle() gave the same rows before and after."""
+    deadline = time.monotonic() + seconds
+    while True:
         before = oracle()
-        mine = _json(path, command)
+        mine = read()
         if oracle() == before:
             return before, mine
+        assert time.monotonic() < deadline, f"the table kept changing for {seconds} s"
         time.sleep(0.2)
-    raise AssertionError(f"the {command} table kept changing for {attempts} reads")
 
 
 def test_fdb_of_every_kernel_layout_matches_bridge_fdb(netns):
@@ -250,8 +270,13 @@ def test_fdb_of_every_kernel_layout_matches_bridge_fdb(netns):
     ref, mine = _read_while_still(lambda: bridge_json("-n", netns, "fdb", "show"), path, "fdb")
     assert len(ref) > 900
     assert mine == ref
-    assert _json(path, "fdb br br0") == bridge_json("-n", netns, "fdb", "show", "br", "br0")
-    plain = netns_shell(path, "-c", "fdb")
+    ref_br0, mine = _read_while_still(
+        lambda: bridge_json("-n", netns, "fdb", "show", "br", "br0"), path, "fdb br br0"
+    )
+    assert mine == ref_br0
+    ref, plain = _while_still(
+        lambda: bridge_json("-n", netns, "fdb", "show"), lambda: netns_shell(path, "-c", "fdb")
+    )
     assert plain.status == 0, plain.stderr
     rows = plain.stdout.splitlines()[1:]
     assert len(rows) == len(ref)
