@@ -150,7 +150,8 @@ def _wait_for_own_netns(pid: int) -> None:
     import time
 
     mine = os.stat("/proc/self/ns/net").st_ino
-    for _ in range(250):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         try:
             with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
                 comm = fh.read().strip()
@@ -160,6 +161,19 @@ def _wait_for_own_netns(pid: int) -> None:
             pass
         time.sleep(0.02)
     raise RuntimeError(f"process {pid} did not enter a namespace of its own")
+
+
+def wait_listening(netns: str, port: int, *, udp: bool = False, seconds: float = 30) -> None:
+    """Wait until a socket of `netns` listens on `port` (a server started in the background
+    is ready only then: before, a client is refused)."""
+    import time
+
+    argv = ["ip", "netns", "exec", netns, "ss", "-Hln" + ("u" if udp else "t"), f"sport = :{port}"]
+    deadline = time.monotonic() + seconds
+    while not subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing listens on port {port} in {netns} after {seconds} s")
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import netns_shell, unique
+from tests.conftest import netns_shell, unique, wait_listening
 
 _PAIR = re.compile(r"(\w+)=(\S+)")
 
@@ -87,7 +87,7 @@ def tracked_pair() -> Iterator[str]:
             ["ip", "netns", "exec", b, "busybox", "nc", "-l", "-p", "8080"],
             stdout=subprocess.DEVNULL,
         )
-        time.sleep(0.3)
+        wait_listening(b, 8080)  # else the connection is refused: a SYN and a RST only
         subprocess.run(
             [*inside, "busybox", "nc", "-w", "2", "10.78.0.7", "9090"],
             input=b"hello\n",
@@ -124,10 +124,14 @@ def _both(path: str, command: str, oracle: list[str]) -> tuple[list, list]:
 
 def test_conntrack_matches_conntrack_tool(tracked_pair):
     path = f"/var/run/netns/{tracked_pair}"
-    for _attempt in range(3):  # a timeout or a state may move between the two reads
+    deadline = time.monotonic() + 30
+    while True:  # a connection's state may move between the two reads (the server's FIN)
         mine, ref = _both(path, "conntrack", [])
         if sorted(map(_comparable, mine)) == sorted(map(_comparable, ref)):
             break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert sorted(map(_comparable, mine)) == sorted(map(_comparable, ref))
     assert {r["proto"] for r in mine} >= {"tcp", "udp", "icmp"}
     tcp = next(r for r in mine if r["proto"] == "tcp")

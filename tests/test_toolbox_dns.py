@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import _wait_for_own_netns, netns_shell, unique
+from tests.conftest import _wait_for_own_netns, netns_shell, unique, wait_listening
 from tests.dockerenv import docker, engine_or_skip
 
 
@@ -69,10 +68,7 @@ def dns_lab(netns) -> Iterator[tuple[str, int]]:
             ],
         )
         _wait_for_own_netns(holder.pid)
-        for _ in range(50):
-            if _dig(f"/var/run/netns/{netns}", "@127.0.0.1", "web.test"):
-                break
-            time.sleep(0.1)
+        wait_listening(netns, 53, udp=True)  # before, dig is refused (and exits 9)
         yield netns, holder.pid
     finally:
         for proc in (holder, server):

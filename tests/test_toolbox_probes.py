@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import netns_shell, unique
+from tests.conftest import netns_shell, unique, wait_listening
 
 
 def _ip(ns: str, *args: str) -> None:
@@ -62,7 +61,7 @@ def routed() -> Iterator[dict[str, str]]:
             "s.listen(64); time.sleep(600)"  # the kernel completes handshakes: no accept()
         )
         server = subprocess.Popen(["ip", "netns", "exec", b, "python3", "-c", listener])
-        time.sleep(0.3)
+        wait_listening(b, 8080)  # tcping's "open" needs it
         yield names
     finally:
         if server is not None:
