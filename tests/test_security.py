@@ -155,10 +155,10 @@ def test_tab_in_the_shell_inserts_names_quoted_for_its_parser(hostile_namespaces
 def test_line_splitting_is_linear_in_word_length():
     """shlex took 2 minutes on a 2 MB word (quadratic); the splitter is one linear pass."""
     for word in ("a" * 2_000_000, '"' + "b" * 2_000_000 + '"', "c\\ " * 500_000):
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: other processes on a busy machine do not count
         (words,) = split_commands(f"links {word}")
         assert len(words) == 2
-        assert time.perf_counter() - start < 2.0
+        assert time.process_time() - start < 2.0
 
 
 # ------------------------------------------------------------------ files written as root
@@ -346,6 +346,18 @@ def _run_briefly(args: list[str], env: dict, cwd: str) -> tuple[int, str]:
     return proc.returncode, err
 
 
+def _still_state(lab, *directories, seconds: float = 30) -> dict:
+    """_host_state once two reads in a row agree: the picture every command is held to."""
+    deadline = time.monotonic() + seconds
+    state = _host_state(lab, *directories)
+    while (again := _host_state(lab, *directories)) != state:
+        assert time.monotonic() < deadline, ("the lab kept changing", _differences(state, again))
+        time.sleep(0.2)
+        state = again
+    return state
+
+
+@pytest.mark.timeout(900)  # ~80 command lines, each a fresh interpreter: minutes when loaded
 def test_read_only_changes_nothing_whatever_the_command(fresh_lab, tmp_path):
     """Every command of the registry (plugins included), bare and as in its help examples,
     in --read-only mode: the lab's tables, the home and state directories and the current
@@ -356,7 +368,7 @@ def test_read_only_changes_nothing_whatever_the_command(fresh_lab, tmp_path):
     home.mkdir()
     cwd.mkdir()
     env = {"HOME": str(home), "XDG_STATE_HOME": str(home / "state"), "PAGER": "cat"}
-    before = _host_state(fresh_lab, home, cwd)
+    before = _still_state(fresh_lab, home, cwd)
     namespaces = set(os.listdir("/var/run/netns"))
     lines = [line for c in registry for line in (c.name, *c.examples)]
     for line in lines:
@@ -556,7 +568,7 @@ def test_ctrl_c_stops_the_rest_of_the_line(lab, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
+    assert "watching" in proc.stderr.readline()  # said once subscribed: the watch runs
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert not (tmp_path / "marker").exists(), err
@@ -655,6 +667,17 @@ def _container(key: str, name: str) -> dict:
     }
 
 
+def _seconds_without_engine(docker: Path, *args: str) -> float:
+    """How long the same run takes when no engine answers at all (connection refused): the
+    interpreter's start and the namespaces' discovery, which a loaded machine stretches."""
+    started = time.monotonic()
+    run = netns_shell(
+        *args, env={"NETNS_SHELL_PATH": str(docker), "DOCKER_HOST": "unix:///nonexistent.sock"}
+    )
+    assert run.status == 0, run.stderr
+    return time.monotonic() - started
+
+
 def test_an_engine_that_hangs_per_container_costs_one_deadline(tmpdir_clean):
     """15 containers whose details never come: `ns` took 2 s per container (30 s). Now one
     deadline bounds the round, one warning says names are missing, the shell goes on."""
@@ -681,7 +704,8 @@ def test_an_engine_that_hangs_per_container_costs_one_deadline(tmpdir_clean):
     finally:
         engine.close()
     assert run.status == 0, run.stderr
-    assert elapsed < 3.0, elapsed
+    alone = _seconds_without_engine(docker, "--json", "-c", "ns; ns")
+    assert elapsed - alone < 2.5, (elapsed, alone)  # one round (ROUND_SECONDS), not 15
     warnings = run.stderr.strip().splitlines()
     assert len(warnings) == 1 and "0 of 15 containers" in warnings[0], warnings
     assert len(details) <= 2, details  # backed off: the second `ns` did not ask again
@@ -715,7 +739,8 @@ def test_a_slow_engine_gives_the_names_it_managed_within_the_deadline(tmpdir_cle
         elapsed = time.monotonic() - started
     finally:
         engine.close()
-    assert run.status == 0 and elapsed < 3.0, (run.stderr, elapsed)
+    alone = _seconds_without_engine(docker, "--json", "--list")
+    assert run.status == 0 and elapsed - alone < 2.5, (run.stderr, elapsed, alone)
     named = {r["container"] for r in run.json if "container" in r}
     assert 1 <= len(named) < len(keys), named
     assert named <= {f"c-{k}" for k in keys}
@@ -905,6 +930,13 @@ def _slow_filter() -> str:
     return words[:8000].rsplit(" or ", 1)[0]
 
 
+def _wait_for_threads(pid: int, count: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while len(os.listdir(f"/proc/{pid}/task")) < count:
+        assert time.monotonic() < deadline, f"process {pid} did not start {count} threads"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_filter_that_compiles_for_minutes_yields_to_signals(netns, signum, status):
     """libpcap compiled a huge filter for minutes with SIGTERM pending; now the compilation
@@ -915,7 +947,7 @@ def test_a_filter_that_compiles_for_minutes_yields_to_signals(netns, signum, sta
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)
+    _wait_for_threads(proc.pid, 2)  # the compiling worker runs beside the waiting main thread
     assert proc.poll() is None
     sent = time.monotonic()
     proc.send_signal(signum)
