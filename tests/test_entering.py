@@ -133,18 +133,18 @@ def test_exec_joins_uts_and_pid_namespaces_of_a_process():
     try:
         import time
 
-        target = None
-        for _ in range(200):
+        target, comm = None, ""
+        deadline = time.monotonic() + 30
+        while comm != "sleep":  # after `hostname`: the namespaces are complete
+            assert time.monotonic() < deadline, f"unshare's child runs {comm!r}, not sleep"
+            time.sleep(0.02)
             children = subprocess.run(
                 ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
             ).stdout.split()
             if children:
                 target = int(children[0])
                 with open(f"/proc/{target}/comm") as fh:
-                    if fh.read().strip() == "sleep":
-                        break
-            time.sleep(0.02)
-        assert target is not None
+                    comm = fh.read().strip()
         run = netns_shell("-t", str(target), "-c", "exec -u hostname")
         assert run.stdout.strip() == "inner-host", run.stderr
         run = netns_shell("-t", str(target), "-c", "exec -p sh -c 'echo $$'")
@@ -189,12 +189,14 @@ def test_sigterm_ends_the_shell_and_its_program(lab):
         text=True,
     )
     try:
-        for _ in range(250):
+        deadline = time.monotonic() + 30
+        while True:
             found = subprocess.run(
                 ["pgrep", "-P", str(proc.pid), "-x", "sleep"], capture_output=True, text=True
             )
             if found.returncode == 0:
                 break
+            assert time.monotonic() < deadline, "the shell did not start `sleep`"
             time.sleep(0.02)
         sleeper = int(found.stdout.split()[0])
         proc.send_signal(signal.SIGTERM)

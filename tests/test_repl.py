@@ -77,7 +77,7 @@ def test_ctrl_c_cancels_a_running_command(shell, lab):
     child.sendline("exec sleep 30")
     _wait_for_child_program(child.pid, "sleep")
     child.sendintr()
-    child.expect(PROMPT, timeout=5)
+    child.expect(PROMPT, timeout=15)  # well before `sleep 30` would end on its own
     child.sendline("links eth0")
     child.expect_exact(lab.members[0].mac)
     child.sendline("exit 3")
@@ -90,7 +90,8 @@ def _wait_for_child_program(pid: int, comm: str) -> None:
     import subprocess
     import time
 
-    for _ in range(250):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
         found = subprocess.run(["pgrep", "-P", str(pid), "-x", comm], capture_output=True)
         if found.returncode == 0:
             return

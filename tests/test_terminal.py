@@ -24,7 +24,8 @@ def pid_namespace_process():
     argv = ["unshare", "--net", "--pid", "--fork", "--mount-proc", "sleep", "300"]
     outer = subprocess.Popen(argv)
     try:
-        for _ in range(250):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             found = subprocess.run(["pgrep", "-P", str(outer.pid)], capture_output=True, text=True)
             if found.stdout.split():
                 inner = int(found.stdout.split()[0])
@@ -69,7 +70,7 @@ def test_exec_of_an_interactive_shell_gets_and_gives_back_the_terminal(
     assert "job control" not in transcript
 
 
-def _wait_for_exit(child: pexpect.spawn, timeout: float = 5) -> int | None:
+def _wait_for_exit(child: pexpect.spawn, timeout: float = 15) -> int | None:
     child.expect(pexpect.EOF, timeout=timeout)
     child.close()
     return child.exitstatus if child.exitstatus is not None else 128 + child.signalstatus
