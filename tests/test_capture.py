@@ -254,13 +254,22 @@ def test_an_interface_deleted_mid_capture_ends_it(pair, tmp_path):
     out = tmp_path / "gone.pcap"
     with capturing(pair, f"capture -w {out} udp") as proc:
         pair.send_many(5555, 100)
-        time.sleep(0.3)
+        # the 100 packets are in the file (flushed every second) before the interface goes:
+        # this test is about how the capture ends, not about packets still in the ring
+        _wait_for_size(out, 24 + 100 * (16 + 62))
         subprocess.run(["ip", "-n", pair.a, "link", "del", "va"], check=True)
         status, err = finish(proc, timeout=20)
     assert status == 1, err
     assert_one_line_error(err, "va", "interface disappeared")
     assert re.search(r"^100 packets captured$", err, re.M), err
     assert len(tshark_fields(out, "udp.dstport")) == 100
+
+
+def _wait_for_size(path: Path, size: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() or path.stat().st_size < size:
+        assert time.monotonic() < deadline, f"{path} did not reach {size} bytes"
+        time.sleep(0.1)
 
 
 # ---------------------------------------------------------- one-line errors
