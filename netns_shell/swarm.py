@@ -357,6 +357,9 @@ class Swarm:
             time.sleep(0.3)
 
     def _converged(self, node: SwarmNode) -> bool:
+        """Every endpoint in the node's engine view and gossip, and every remote one in its
+        kernel: a permanent neighbour and an FDB entry to a VTEP (the engine adds them one
+        after the other, so both are waited for)."""
         try:
             view = self.engine_view(node)
         except DockerError:
@@ -369,13 +372,13 @@ class Swarm:
             path = self.overlay_ns(node)
         except SwarmError:
             return False
-        out = subprocess.run(
-            ["nsenter", f"--net={path}", "ip", "-j", "neigh", "show", "nud", "permanent"],
-            capture_output=True,
-            text=True,
-        ).stdout
-        known = {n.get("dst") for n in json.loads(out or "[]")}
-        return remote <= known
+        from .engine_view import overlay_mac
+
+        neighbours = _json_in(path, "ip", "-j", "neigh", "show", "nud", "permanent")
+        fdb = _json_in(path, "bridge", "-j", "fdb", "show")
+        known = {n.get("dst") for n in neighbours}
+        tunnelled = {e.get("mac") for e in fdb if e.get("dst")}
+        return remote <= known and {overlay_mac(ip) for ip in remote} - {None} <= tunnelled
 
     # ------------------------------------------------------------ faults
     def block_vxlan(self, node: SwarmNode, other: SwarmNode) -> Callable[[], None]:
@@ -461,6 +464,14 @@ def _busybox_rootfs(tar_path: str) -> None:
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(info)
     os.replace(tmp, tar_path)
+
+
+def _json_in(netns_path: str, *argv: str) -> list[dict[str, Any]]:
+    """An iproute2 `-j` answer read inside a namespace ([] when it fails)."""
+    out = subprocess.run(
+        ["nsenter", f"--net={netns_path}", *argv], capture_output=True, text=True
+    ).stdout
+    return json.loads(out or "[]")
 
 
 def _run(argv: list[str], stdin: str | None = None) -> None:

@@ -266,7 +266,7 @@ def breakable_swarm():
     assert all(not v for v in leftovers(swarm.base).values()), leftovers(swarm.base)
 
 
-def _poll(swarm, want, timeout: float = 30) -> list[dict]:
+def _poll(swarm, want, timeout: float = 60) -> list[dict]:  # gossip is slower when loaded
     """`check --cluster` until a finding satisfies `want`; every run's findings."""
     seen: list[dict] = []
     deadline = time.monotonic() + timeout
