@@ -76,6 +76,7 @@ def test_ctrl_c_cancels_a_running_command(shell, lab):
     child = shell("--net", lab.path("c1"))
     child.sendline("exec sleep 30")
     _wait_for_child_program(child.pid, "sleep")
+    _discard_output(child)  # the accepted line's prompt, drawn again: not the next prompt
     child.sendintr()
     child.expect(PROMPT, timeout=15)  # well before `sleep 30` would end on its own
     child.sendline("links eth0")
@@ -84,6 +85,16 @@ def test_ctrl_c_cancels_a_running_command(shell, lab):
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 3
+
+
+def _discard_output(child: pexpect.spawn) -> None:
+    """Forget what the shell has written so far, so the next expect sees only new output."""
+    try:
+        while True:
+            child.read_nonblocking(65536, timeout=0.3)
+    except pexpect.TIMEOUT:
+        pass
+    child.buffer = ""
 
 
 def _wait_for_child_program(pid: int, comm: str) -> None:
