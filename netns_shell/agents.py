@@ -324,7 +324,18 @@ def _service_answers(
                 done.setdefault(task["node"], task["id"])
         if wanted - set(done):
             time.sleep(0.2)
-    answered = run_each(lambda t: _task_logs(cli, t, deadline), done.values(), name="logs")
+    complete = {task for nid, task in done.items() if states.get(nid) == "complete"}
+
+    def logs_of(task: str) -> list[dict]:
+        # a task that completed has answered, but its logs reach the manager from its node a
+        # moment later (seconds on a busy node): empty logs are asked again until the deadline
+        while not (records := _task_logs(cli, task, deadline)) and task in complete:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.3)
+        return records
+
+    answered = run_each(logs_of, done.values(), name="logs")
     logs = dict(zip(done, answered, strict=True))
     answers = []
     for nid, (host, status) in sorted(nodes.items(), key=lambda n: n[1][0]):
