@@ -24,6 +24,13 @@ from netns_shell.lab import Lab
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The workers of pytest-xdist run with COLUMNS=80 and LINES=24 in their environment, and a
+# terminal's size is read from those before the terminal itself (shutil.get_terminal_size):
+# a pseudo-terminal a test opens at 200 columns would get tables fitted to 80. Every
+# program a test starts takes the size of the terminal it is given, or none.
+for _variable in ("COLUMNS", "LINES"):
+    os.environ.pop(_variable, None)
+
 
 def unique(prefix: str = "t") -> str:
     return f"{prefix}{os.getpid()}{secrets.token_hex(3)}"
