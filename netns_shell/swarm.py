@@ -367,7 +367,13 @@ class Swarm:
         tasks = [t for s in (view.get("Services") or {}).values() for t in s.get("Tasks") or ()]
         if len(tasks) < self.expected_endpoints() or len(view.get("Peers") or ()) < len(self.nodes):
             return False
-        remote = {t["EndpointIP"] for t in tasks if t["Info"].get("Host IP") != node.addr}
+        # a task the engine has no Info for yet (or any more: an agent's, going) is on no
+        # node it can name; the lab's own endpoints are counted above
+        remote = {
+            t.get("EndpointIP")
+            for t in tasks
+            if t.get("Info") and t["Info"].get("Host IP") != node.addr
+        }
         try:
             path = self.overlay_ns(node)
         except SwarmError:
