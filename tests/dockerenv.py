@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 import uuid
@@ -110,6 +112,50 @@ def swarm_node() -> Iterator[None]:
         "swarm",
         in_place=lambda: docker("info", "--format", "{{.Swarm.LocalNodeState}}") == "active",
         make=lambda: docker("swarm", "init", "--advertise-addr", "127.0.0.1"),
-        undo=lambda: docker("swarm", "leave", "--force", check=False),
+        undo=_leave_swarm,
     ):
         yield
+
+
+#: where the host's engine keeps its namespace files
+ENGINE_NETNS = "/var/run/docker/netns"
+
+
+def _leave_swarm() -> None:
+    """`docker swarm leave --force`, and the files it leaves behind: the engine unmounts the
+    namespaces of its overlay networks (`1-<id>`, `lb_<id>`, sandboxes) but may leave their
+    files, empty; it removes them itself only when it next joins a swarm."""
+    docker("swarm", "leave", "--force", check=False)
+    deadline = time.monotonic() + 10
+    while any(age < SETTLED for _path, age in _empty_engine_files()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for path, age in _empty_engine_files():
+        if age >= SETTLED:  # a file the engine is about to mount a namespace on is younger
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+#: how long an empty namespace file stays unchanged before it counts as left behind
+SETTLED = 5.0
+
+
+def _empty_engine_files() -> list[tuple[str, float]]:
+    """(path, seconds since it last changed) of the empty regular files in the engine's
+    directory that nothing is mounted on."""
+    found = []
+    try:
+        names = os.listdir(ENGINE_NETNS)
+        directory = os.stat(ENGINE_NETNS)
+    except OSError:
+        return []
+    for name in names:
+        path = os.path.join(ENGINE_NETNS, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0 and st.st_dev == directory.st_dev:
+            found.append((path, time.time() - max(st.st_mtime, st.st_ctime)))
+    return found
