@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -43,6 +45,9 @@ DEFAULT_IMAGE = "netns-shell"
 LABEL = "netns-shell.check"
 _DONE = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 _CLEANUP_SECONDS = 5.0
+#: set once Ctrl-C reached the caller: no new docker call starts (a worker thread never
+#: sees KeyboardInterrupt and would go on asking)
+_stopping = threading.Event()
 #: how long a container's removal may take (an engine that froze after it answered the
 #: ping answers never; a started container removes itself, --rm, when it ends)
 _REMOVE_SECONDS = 5.0
@@ -262,9 +267,13 @@ def run_service(manager: NodeEndpoint, options: AgentOptions) -> list[NodeMateri
     cli = _cli(manager)
     name = f"netns-shell-check-{options.token}"
     nodes = _swarm_nodes(cli)
+    _stopping.clear()
     try:
         _docker(cli, *_service_create(name, options), timeout=options.timeout, let_finish=True)
         return _service_answers(cli, name, nodes, options, deadline, manager)
+    except KeyboardInterrupt:
+        _stop_stray_clients()
+        raise
     finally:  # also after a create that failed or timed out: it may have made the service
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
             subprocess.run(
@@ -391,10 +400,36 @@ def _task_logs(cli: list[str], task: str, deadline: float) -> list[dict]:
     return parse_lines(out.splitlines())
 
 
+def _stop_stray_clients() -> None:
+    """After Ctrl-C: no docker call starts any more, and those of this process still running
+    are killed: one a worker thread had started (Ctrl-C reaches only the main thread), or
+    one Ctrl-C cut off while Popen was starting it (it never got a handle to kill)."""
+    _stopping.set()
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8", errors="replace") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 1 :].split()
+        if comm == "docker" and len(fields) > 1 and fields[1] == str(me):
+            pid = int(entry.name)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, 0)
+
+
 def _docker(cli: list[str], *args: str, timeout: float, let_finish: bool = False) -> str:
     """One docker CLI call; its stdout.  Ctrl-C ends it, or with `let_finish` (a create)
     lets the request finish (within _CLEANUP_SECONDS) so that what the engine made is known
     and can be removed."""
+    if _stopping.is_set():
+        raise AgentError("interrupted")
     proc = subprocess.Popen(
         [*cli, *args],
         stdin=subprocess.DEVNULL,
