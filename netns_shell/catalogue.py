@@ -116,34 +116,15 @@ class Catalogue:
     def find_entry(self, target: str) -> NamespaceEntry:
         """The one entry `target` names; NamespaceError naming every candidate otherwise."""
         entries = [e for e in self.namespaces(fresh=True) if e.inode is not None or e.error]
-        exact = [
-            e
-            for e in entries
-            if target in (e.name, *map(os.path.basename, e.paths))
-            or target in e.labels.get("aliases", ())
-            or matches_qualified(e, target)
-        ]
+        exact = [e for e in entries if target in _words(e) or matches_qualified(e, target)]
         if not exact and target.isdigit():
             exact = [e for e in entries if e.inode == int(target)]
         if not exact:
-            exact = [
-                e
-                for e in entries
-                if e.name.startswith(target)
-                or any(os.path.basename(p).startswith(target) for p in e.paths)
-                or any(a.startswith(target) for a in e.labels.get("aliases", ()))
-            ]
+            exact = [e for e in entries if any(w.startswith(target) for w in _words(e))]
         if not exact and target:
             # the last dash-separated part(s): `c1` for nsdemo-4201-c71ded-c1, as a lab or
             # a compose project names things (unique, like a prefix)
-            exact = [
-                e
-                for e in entries
-                if any(
-                    n.endswith(f"-{target}")
-                    for n in (e.name, *map(os.path.basename, e.paths), *e.labels.get("aliases", ()))
-                )
-            ]
+            exact = [e for e in entries if any(w.endswith(f"-{target}") for w in _words(e))]
         unique = {e.key if e.inode is not None else (None, e.paths[0]): e for e in exact}
         if len(unique) == 1:
             return next(iter(unique.values()))
@@ -191,6 +172,12 @@ class Catalogue:
         network_id = entry.labels.get("network_id") if entry is not None else None
         names = self.docker.names() if self.docker is not None and network_id else None
         return names.endpoints_on(network_id) if names is not None else {}
+
+
+def _words(entry: NamespaceEntry) -> tuple[str, ...]:
+    """What a target may name an entry by: its name, its files' names, its aliases
+    (containers, networks, pods)."""
+    return (entry.name, *map(os.path.basename, entry.paths), *entry.labels.get("aliases", ()))
 
 
 def _candidates(entries: Iterable[NamespaceEntry]) -> str:
