@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import NamespaceError
-from .mounts import mounts
+from .mounts import Mount, mounts
 from .namespace import (
     NETNS_DIRS,
     NetNamespace,
@@ -219,11 +219,11 @@ def kind_of(path: str) -> str:
     return KIND_MOUNT
 
 
-def _nsfs_mounts() -> dict[str, int]:
+def _nsfs_mounts(table: list[Mount]) -> dict[str, int]:
     """mount point -> net namespace inode, for every nsfs bind mount."""
     return {
         m.point: int(m.root[5:-1])
-        for m in mounts()
+        for m in table
         if m.fstype == "nsfs" and m.root.startswith("net:[")
     }
 
@@ -318,7 +318,8 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
     """
     nsfs_dev = os.stat("/proc/self/ns/net").st_dev
     files, broken = _scan_dirs(nsfs_dev)
-    mounts = _nsfs_mounts()
+    table = mounts()  # read once: nsfs bind mounts, and what each empty file lies on
+    nsfs = _nsfs_mounts(table)
     holders = _scan_processes()
     init_key = _init_namespace_key()
 
@@ -347,7 +348,7 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
     for path, real, dev, ino in files:
         entry_for((dev, ino), path)
         real_seen.add(real)
-    for point, ino in sorted(mounts.items()):
+    for point, ino in sorted(nsfs.items()):
         if point not in real_seen:  # mountinfo paths are canonical already
             entry_for((nsfs_dev, ino), point)
     for key, pids in holders.items():
@@ -372,7 +373,7 @@ def discover(*, details: bool = True, comm: Callable[[int], str] = _comm) -> lis
             kind=KIND_BROKEN,
             inode=None,
             paths=[p],
-            error=empty_file_reason(p),
+            error=empty_file_reason(p, table),
         )
         for p in broken
     ]

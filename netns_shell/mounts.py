@@ -44,13 +44,14 @@ def mounts() -> list[Mount]:
     return found
 
 
-def mount_of(path: str) -> Mount | None:
-    """The mount `path` lies on (the last, longest mount point above its real path)."""
+def mount_of(path: str, table: list[Mount] | None = None) -> Mount | None:
+    """The mount `path` lies on (the last, longest mount point above its real path), in
+    `table` (read now when not given)."""
     real = os.path.realpath(path)
     best: Mount | None = None
-    for mount in mounts():
-        point = mount.point.rstrip("/") or "/"
-        inside = real == point or real.startswith(point + "/") or point == "/"
-        if inside and (best is None or len(point) >= len(best.point.rstrip("/") or "/")):
-            best = mount
+    best_length = -1
+    for mount in mounts() if table is None else table:
+        point = mount.point.rstrip("/")
+        if (real == point or real.startswith(point + "/")) and len(point) >= best_length:
+            best, best_length = mount, len(point)
     return best

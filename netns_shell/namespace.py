@@ -23,9 +23,12 @@ import socket
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import NamespaceError, PrivilegeError
+
+if TYPE_CHECKING:
+    from .mounts import Mount
 
 __all__ = [
     "CLONE_NEWNET",
@@ -122,13 +125,14 @@ def namespace_type(fd: int) -> int | None:
         raise
 
 
-def empty_file_reason(path: str) -> str:
+def empty_file_reason(path: str, table: list[Mount] | None = None) -> str:
     """Why a netns file is empty (nothing is mounted on it), by where it lies: on a bind
     mount of a directory (a container's volume) the namespace mount did not propagate into
-    this mount namespace; elsewhere it was left behind when its namespace went away."""
+    this mount namespace; elsewhere it was left behind when its namespace went away.
+    `table`: the mount table, when the caller has read it already."""
     from .mounts import mount_of
 
-    mount = mount_of(os.path.dirname(path) or ".")
+    mount = mount_of(os.path.dirname(path) or ".", table)
     if mount is not None and mount.root not in ("/", ""):
         return (
             "empty file, not a namespace: a bind mount that did not propagate into this "
